@@ -1,0 +1,132 @@
+"""HTTP adapter for the FHIR REST API at /fhir: Starlette request -> FhirRequest -> response."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from opengp.api.negotiation import check_body_type, response_type
+from opengp.config import Settings
+from opengp.fhir.errors import BadRequest, FhirError, Issue, PayloadTooLarge, operation_outcome
+from opengp.services.fhir.interactions import Context
+from opengp.services.fhir.messages import FhirRequest, FhirResponse, etag
+from opengp.services.fhir.router import dispatch
+from opengp.store import ResourceStore
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+PREFER_RETURN = ("minimal", "representation", "OperationOutcome")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _http_date(value: str | None, header: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        raise BadRequest(f"{header} is not an HTTP date: {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _prefer_return(header: str | None) -> str | None:
+    for part in (header or "").split(";"):
+        name, _, value = part.strip().partition("=")
+        if name.strip().lower() == "return" and value.strip().strip('"') in PREFER_RETURN:
+            return value.strip().strip('"')
+    return None
+
+
+def base_url(request: Request, settings: Settings) -> str:
+    return settings.fhir_base_url or str(request.base_url).rstrip("/") + "/fhir"
+
+
+async def to_fhir_request(request: Request, settings: Settings) -> FhirRequest:
+    method = "GET" if request.method == "HEAD" else request.method
+    headers = request.headers
+    body = None
+    is_patch = method == "PATCH"
+    if method in BODY_METHODS:
+        raw = await read_body(request, settings.max_body_bytes)
+        check_body_type(headers.get("content-type"), patch=is_patch)
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    return FhirRequest(
+        method=method,
+        path=request.path_params.get("path", "").strip("/"),
+        params=tuple(request.query_params.multi_items()),
+        body=body,
+        is_patch=is_patch,
+        if_match=headers.get("if-match"),
+        if_none_match=headers.get("if-none-match"),
+        if_none_exist=headers.get("if-none-exist"),
+        if_modified_since=_http_date(headers.get("if-modified-since"), "If-Modified-Since"),
+        prefer_return=_prefer_return(headers.get("prefer")),
+    )
+
+
+def to_http_response(result: FhirResponse, request: FhirRequest, media: str, head: bool) -> Response:
+    headers = dict(result.headers)
+    stored = result.resource
+    if stored is not None:
+        headers["ETag"] = etag(stored.version_id)
+        headers["Last-Modified"] = format_datetime(stored.last_updated, usegmt=True)
+    if result.location:
+        headers["Location"] = result.location
+    body = result.body
+    if body is None and stored is not None and stored.content is not None:
+        chosen = request.prefer_return if result.is_write else None
+        if chosen == "OperationOutcome":
+            done = Issue("informational", f"{request.method} succeeded", severity="information")
+            body = orjson.dumps(result.outcome or operation_outcome([done]))
+        elif chosen != "minimal":
+            body = stored.content
+    if result.status in (204, 304) or body is None:
+        return Response(status_code=result.status, headers=headers)
+    headers["Content-Type"] = f"{media}; charset=utf-8"
+    return Response(b"" if head else body, status_code=result.status, headers=headers)
+
+
+def error_response(error: FhirError, media: str = "application/fhir+json") -> Response:
+    return Response(
+        orjson.dumps(error.outcome()),
+        status_code=error.status,
+        media_type=f"{media}; charset=utf-8",
+    )
+
+
+class FhirEndpoint:
+    """The one Starlette endpoint for every FHIR URL and method."""
+
+    def __init__(self, store: ResourceStore, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+
+    async def handle(self, request: Request) -> Response:
+        media = "application/fhir+json"
+        try:
+            media = response_type(request.query_params.get("_format"), request.headers.get("accept"))
+            fhir_request = await to_fhir_request(request, self.settings)
+            ctx = Context(base_url(request, self.settings))
+            result = await run_in_threadpool(dispatch, self.store, fhir_request, ctx)
+            return to_http_response(result, fhir_request, media, request.method == "HEAD")
+        except FhirError as error:
+            return error_response(error, media)

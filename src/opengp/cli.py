@@ -1,0 +1,131 @@
+"""The `opengp` command. Exit codes: 0 success, 2 bad usage, 1 other failure (one line on stderr)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from opengp.config import ConfigError, Settings
+
+DATABASE_HELP = "database URL (default: $OPENGP_DATABASE_URL or sqlite:///var/opengp.db)"
+
+
+class Failure(Exception):
+    """A command failed for a reason the user can act on."""
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(database_url=args.database)
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> None:
+    from opengp.store.migrate import upgrade  # noqa: PLC0415 - keep `opengp --help` fast
+    from opengp.store.sql.dialects import make_engine  # noqa: PLC0415
+
+    settings = _settings(args)
+    engine = make_engine(settings.database_url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    print(f"database schema is up to date ({_redacted(settings.database_url)})")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn  # noqa: PLC0415
+
+    from opengp.store.migrate import upgrade  # noqa: PLC0415
+    from opengp.store.sql.dialects import make_engine  # noqa: PLC0415
+
+    settings = _settings(args)
+    if settings.database_url.startswith("sqlite"):
+        # The embedded database is this process's own: bring its schema up to date.
+        engine = make_engine(settings.database_url)
+        try:
+            upgrade(engine)
+        finally:
+            engine.dispose()
+    os.environ["OPENGP_DATABASE_URL"] = settings.database_url
+    uvicorn.run(
+        "opengp.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="info",
+        access_log=False,  # access logs would carry ids and search values (patient data)
+    )
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from opengp.services.seed import seed_demo  # noqa: PLC0415
+
+    settings = _settings(args)
+    print(seed_demo(settings, patients=args.patients, seed=args.seed))
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy import make_url  # noqa: PLC0415
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _positive(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a TCP port")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="opengp", description="OpenGP clinical system")
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="serve the web screens and the FHIR API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=_port, default=8000)
+    serve.add_argument("--workers", type=_positive, default=1)
+    serve.add_argument("--database", help=DATABASE_HELP)
+    serve.set_defaults(run=cmd_serve)
+
+    db = commands.add_parser("db", help="database administration")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
+    db_upgrade = db_commands.add_parser("upgrade", help="apply schema migrations")
+    db_upgrade.add_argument("--database", help=DATABASE_HELP)
+    db_upgrade.set_defaults(run=cmd_db_upgrade)
+
+    demo = commands.add_parser("demo", help="seed a synthetic practice (no real patients)")
+    demo.add_argument("--patients", type=_positive, default=1000)
+    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--database", help=DATABASE_HELP)
+    demo.set_defaults(run=cmd_demo)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.run(args)
+    except (Failure, ConfigError, ValueError, OSError) as exc:
+        print(f"opengp: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # one line, not a traceback, for any other failure
+        print(f"opengp: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Pure FHIR knowledge: definitions, validation, references, Bundles, OperationOutcomes. No I/O."""

@@ -1,0 +1,144 @@
+"""The one FHIR route table: URL shape and method -> interaction.
+
+Used for HTTP requests and for Bundle entries alike; the CapabilityStatement is generated
+from it, so /metadata states exactly what is implemented.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from opengp.fhir.definitions.r4 import RESOURCE_TYPES
+from opengp.fhir.errors import Conflict, MethodNotAllowed, NotFound
+from opengp.services.fhir import bundles, capabilities, interactions, listing
+from opengp.services.fhir.interactions import Context
+from opengp.services.fhir.messages import FhirRequest, FhirResponse
+from opengp.store import ResourceStore, WriteConflict
+
+# Each handler gets (transaction or store, request, context, *path arguments).
+Handler = Callable[..., FhirResponse]
+MAX_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    shape: str  # path segments: "{type}", "{id}", "{vid}" or a literal
+    interaction: str  # the CapabilityStatement code (http://hl7.org/fhir/R4/valueset-restful-interaction.html)
+    handler: Handler
+    access: str  # "read", "write" (one store transaction) or "own" (manages its transactions)
+    conditional: bool = False
+
+
+def _metadata(store: ResourceStore, request: FhirRequest, ctx: Context) -> FhirResponse:
+    return FhirResponse(200, body=capabilities.statement(ROUTES, ctx.base_url))
+
+
+def _bundle(store: ResourceStore, request: FhirRequest, ctx: Context) -> FhirResponse:
+    kind, entries = bundles.parse_entries(request.body, request.prefer_return)
+    prefer = request.prefer_return
+
+    def execute(entry: FhirRequest) -> FhirResponse:
+        return dispatch(store, entry, ctx)
+
+    if kind == "batch":
+        results = bundles.run_batch(entries, execute, ctx, prefer)
+    else:
+        results = _retrying(
+            store,
+            lambda tx: bundles.run_transaction(tx, entries, lambda r: _run(tx, r, ctx), ctx, prefer),
+        )
+    body = {"resourceType": "Bundle", "type": f"{kind}-response", "entry": results}
+    return FhirResponse(200, body=orjson.dumps(body))
+
+
+def _create(tx: Any, request: FhirRequest, ctx: Context, resource_type: str) -> FhirResponse:
+    return interactions.create(tx, request, ctx, resource_type)
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "metadata", "capabilities", _metadata, "own"),
+    Route("POST", "", "transaction", _bundle, "own"),
+    Route("GET", "_history", "history-system", listing.history, "read"),
+    Route("GET", "{type}", "search-type", listing.search, "read"),
+    Route("POST", "{type}", "create", _create, "write"),
+    Route("PUT", "{type}", "update", interactions.conditional_update, "write", conditional=True),
+    Route("PATCH", "{type}", "patch", interactions.conditional_patch, "write", conditional=True),
+    Route("DELETE", "{type}", "delete", lambda tx, r, c, t: interactions.conditional_delete(tx, r, t), "write", conditional=True),
+    Route("GET", "{type}/_history", "history-type", listing.history, "read"),
+    Route("GET", "{type}/{id}", "read", lambda tx, r, c, t, i: interactions.read(tx, r, t, i), "read"),
+    Route("PUT", "{type}/{id}", "update", interactions.update, "write"),
+    Route("PATCH", "{type}/{id}", "patch", interactions.patch, "write"),
+    Route("DELETE", "{type}/{id}", "delete", lambda tx, r, c, t, i: interactions.delete(tx, r, t, i), "write"),
+    Route("GET", "{type}/{id}/_history", "history-instance", listing.history, "read"),
+    Route("GET", "{type}/{id}/_history/{vid}", "vread", lambda tx, r, c, t, i, v: interactions.vread(tx, r, t, i, v), "read"),
+)
+
+
+def _matches(shape: str, segments: list[str]) -> list[str] | None:
+    parts = shape.split("/") if shape else []
+    if len(parts) != len(segments):
+        return None
+    args = []
+    for part, segment in zip(parts, segments, strict=True):
+        if part.startswith("{"):
+            if not segment or segment.startswith("_") or segment == "metadata":
+                return None
+            args.append(segment)
+        elif part != segment:
+            return None
+    return args
+
+
+def route(request: FhirRequest) -> tuple[Route, list[str]]:
+    segments = request.path.split("/") if request.path else []
+    allowed = []
+    for candidate in ROUTES:
+        args = _matches(candidate.shape, segments)
+        if args is None:
+            continue
+        if candidate.shape.startswith("{type}") and args[0] not in RESOURCE_TYPES:
+            raise NotFound(f"{args[0]!r} is not a resource type this server supports")
+        # A bare type with criteria is conditional; without, it is create or search.
+        if candidate.conditional and not request.params:
+            continue
+        if candidate.method == request.method:
+            return candidate, args
+        allowed.append(candidate.method)
+    if allowed:
+        raise MethodNotAllowed(f"{request.method} is not allowed on {request.path or 'the base'}; use {', '.join(sorted(set(allowed)))}")
+    raise NotFound(f"no FHIR endpoint at {request.path!r}")
+
+
+def _run(tx: Any, request: FhirRequest, ctx: Context) -> FhirResponse:
+    """Run a request inside an already-open transaction (a transaction Bundle's entries)."""
+    found, args = route(request)
+    if found.access == "own":
+        raise MethodNotAllowed("a Bundle entry cannot itself be a batch or transaction")
+    return found.handler(tx, request, ctx, *args)
+
+
+def _retrying(store: ResourceStore, work: Callable[[Any], Any]) -> Any:
+    """Run `work` in a write transaction, again from the start if a concurrent write won."""
+    for _ in range(MAX_ATTEMPTS):
+        try:
+            with store.writing() as tx:
+                return work(tx)
+        except WriteConflict:
+            continue
+    raise Conflict("the resource is being changed by others; try again")
+
+
+def dispatch(store: ResourceStore, request: FhirRequest, ctx: Context) -> FhirResponse:
+    found, args = route(request)
+    if found.access == "own":
+        return found.handler(store, request, ctx, *args)
+    if found.access == "read":
+        with store.reading() as tx:
+            return found.handler(tx, request, ctx, *args)
+    response: FhirResponse = _retrying(store, lambda tx: found.handler(tx, request, ctx, *args))
+    return response

@@ -1,0 +1,104 @@
+"""What the layers above may ask of a store. Implementations: `opengp.store.sql.SqlStore`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from opengp.search.criteria import Criteria
+
+
+class WriteConflict(Exception):
+    """Another transaction changed the resource first; the interaction may be retried."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResource:
+    resource_type: str
+    id: str
+    version_id: int
+    last_updated: datetime
+    deleted: bool
+    # The resource JSON exactly as stored (meta.versionId and meta.lastUpdated included);
+    # served as-is on read. None for a deletion.
+    content: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    seq: int
+    method: str  # POST | PUT | PATCH | DELETE: the interaction that made this version
+    resource: StoredResource
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    """Instance history (type and id), type history (type) or system history (neither)."""
+
+    resource_type: str | None = None
+    id: str | None = None
+    since: datetime | None = None
+    count: int = 50
+    # Keyset cursor: only versions written before this sequence number (the next page).
+    before_seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    entries: Sequence[HistoryEntry]
+    total: int
+    next_before_seq: int | None
+
+
+class ReadTransaction(Protocol):
+    def current(
+        self, resource_type: str, id: str, *, for_update: bool = False
+    ) -> StoredResource | None:
+        """The latest version, deleted or not; None if the resource never existed."""
+
+    def version(self, resource_type: str, id: str, version_id: int) -> StoredResource | None: ...
+
+    def find(
+        self, resource_type: str, criteria: Criteria, limit: int, after_id: str | None = None
+    ) -> list[str]:
+        """Ids of live resources matching the criteria, in id order, after `after_id`."""
+
+    def count(self, resource_type: str, criteria: Criteria) -> int: ...
+
+    def read_many(self, resource_type: str, ids: Sequence[str]) -> list[StoredResource]: ...
+
+    def history(self, query: HistoryQuery) -> HistoryPage: ...
+
+
+class WriteTransaction(ReadTransaction, Protocol):
+    def serialise(self, key: str) -> None:
+        """Hold a lock on `key` until commit, so check-then-write steps cannot interleave."""
+
+    def save(
+        self,
+        resource_type: str,
+        id: str,
+        resource: dict[str, Any],
+        *,
+        method: str,
+        previous: StoredResource | None,
+    ) -> StoredResource:
+        """Write a new version after `previous` (None: create). Raises WriteConflict."""
+
+    def delete(self, previous: StoredResource) -> StoredResource: ...
+
+
+class ResourceStore(Protocol):
+    def reading(self) -> AbstractContextManager[ReadTransaction]: ...
+
+    def writing(self) -> AbstractContextManager[WriteTransaction]: ...
+
+    def is_ready(self) -> tuple[bool, str]:
+        """Database reachable and migrated to the code's schema (for /readyz)."""
+
+    def dispose(self) -> None: ...
+
+

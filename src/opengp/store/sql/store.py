@@ -1,0 +1,245 @@
+"""`SqlStore`: current resources, full version history and index rows, one transaction a write."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.sql.elements import ColumnElement
+
+from opengp.fhir.datetimes import instant
+from opengp.search.criteria import Criteria
+from opengp.store.base import HistoryEntry, HistoryPage, HistoryQuery, StoredResource, WriteConflict
+from opengp.store.sql import dialects
+from opengp.store.sql.indexing import identifier_rows
+from opengp.store.sql.tables import identifier_index, resource, resource_version
+
+Clock = Callable[[], datetime]
+
+
+def utc_now_ms() -> datetime:
+    """Now, to the millisecond: the precision meta.lastUpdated is written with."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def _stored(row: Any) -> StoredResource:
+    return StoredResource(
+        row.resource_type, row.id, row.version_id, row.last_updated, row.deleted, row.content
+    )
+
+
+class SqlReadTransaction:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def current(
+        self, resource_type: str, id: str, *, for_update: bool = False
+    ) -> StoredResource | None:
+        query = select(resource).where(resource.c.resource_type == resource_type, resource.c.id == id)
+        if for_update:
+            query = query.with_for_update()
+        row = self.conn.execute(query).first()
+        return None if row is None else _stored(row)
+
+    def version(self, resource_type: str, id: str, version_id: int) -> StoredResource | None:
+        v = resource_version.c
+        row = self.conn.execute(
+            select(resource_version).where(
+                v.resource_type == resource_type, v.id == id, v.version_id == version_id
+            )
+        ).first()
+        return None if row is None else _stored(row)
+
+    def read_many(self, resource_type: str, ids: Sequence[str]) -> list[StoredResource]:
+        if not ids:
+            return []
+        rows = self.conn.execute(
+            select(resource).where(resource.c.resource_type == resource_type, resource.c.id.in_(ids))
+        )
+        by_id = {row.id: _stored(row) for row in rows}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def find(
+        self, resource_type: str, criteria: Criteria, limit: int, after_id: str | None = None
+    ) -> list[str]:
+        conditions = self._matching(resource_type, criteria)
+        if after_id is not None:
+            conditions.append(resource.c.id > after_id)
+        query = select(resource.c.id).where(*conditions).order_by(resource.c.id).limit(limit)
+        return list(self.conn.scalars(query))
+
+    def count(self, resource_type: str, criteria: Criteria) -> int:
+        query = select(func.count()).select_from(resource).where(*self._matching(resource_type, criteria))
+        return self.conn.scalar(query) or 0
+
+    def _matching(self, resource_type: str, criteria: Criteria) -> list[ColumnElement[bool]]:
+        r = resource.c
+        conditions: list[ColumnElement[bool]] = [r.resource_type == resource_type, ~r.deleted]
+        conditions += [r.id.in_(ids) for ids in criteria.ids]
+        for alternatives in criteria.identifiers:
+            i = identifier_index.c
+            matches = []
+            for token in alternatives:
+                match = [i.resource_type == resource_type]
+                if token.code is not None:
+                    match.append(i.value == token.code)
+                if token.system is not None:
+                    match.append(i.system == token.system)
+                matches.append(and_(*match))
+            conditions.append(r.id.in_(select(i.resource_id).where(or_(*matches))))
+        return conditions
+
+    def history(self, query: HistoryQuery) -> HistoryPage:
+        v = resource_version.c
+        conditions: list[ColumnElement[bool]] = []
+        if query.resource_type is not None:
+            conditions.append(v.resource_type == query.resource_type)
+        if query.id is not None:
+            conditions.append(v.id == query.id)
+        if query.since is not None:
+            conditions.append(v.last_updated >= query.since)
+        total = self.conn.scalar(select(func.count()).select_from(resource_version).where(*conditions))
+        if query.before_seq is not None:
+            conditions.append(v.seq < query.before_seq)
+        rows = list(
+            self.conn.execute(
+                select(resource_version).where(*conditions).order_by(v.seq.desc()).limit(query.count + 1)
+            )
+        )
+        more = len(rows) > query.count
+        rows = rows[: query.count]
+        entries = [HistoryEntry(row.seq, row.method, _stored(row)) for row in rows]
+        return HistoryPage(entries, total or 0, rows[-1].seq if more and rows else None)
+
+
+class SqlWriteTransaction(SqlReadTransaction):
+    def __init__(self, conn: Connection, clock: Clock) -> None:
+        super().__init__(conn)
+        self.clock = clock
+
+    def serialise(self, key: str) -> None:
+        dialects.serialise(self.conn, key)
+
+    def save(
+        self,
+        resource_type: str,
+        id: str,
+        body: dict[str, Any],
+        *,
+        method: str,
+        previous: StoredResource | None,
+    ) -> StoredResource:
+        version_id = 1 if previous is None else previous.version_id + 1
+        now = self.clock()
+        meta = dict(body.get("meta") or {})
+        meta["versionId"] = str(version_id)
+        meta["lastUpdated"] = instant(now)
+        # Normalise once: resourceType, id and meta first; these bytes are served on read.
+        normalised = {"resourceType": resource_type, "id": id, "meta": meta}
+        normalised.update((k, v) for k, v in body.items() if k not in normalised)
+        content = orjson.dumps(normalised)
+        values = {"version_id": version_id, "last_updated": now, "deleted": False, "content": content}
+        self._write_current(resource_type, id, values, previous)
+        self._append_version(resource_type, id, values, method)
+        self._reindex(resource_type, id, normalised)
+        return StoredResource(resource_type, id, version_id, now, False, content)
+
+    def delete(self, previous: StoredResource) -> StoredResource:
+        now = self.clock()
+        version_id = previous.version_id + 1
+        values = {"version_id": version_id, "last_updated": now, "deleted": True, "content": None}
+        rt, id = previous.resource_type, previous.id
+        self._write_current(rt, id, values, previous)
+        self._append_version(rt, id, values, "DELETE")
+        self._reindex(rt, id, None)
+        return StoredResource(rt, id, version_id, now, True, None)
+
+    def _write_current(
+        self, resource_type: str, id: str, values: dict[str, Any], previous: StoredResource | None
+    ) -> None:
+        r = resource.c
+        if previous is None:
+            try:
+                with self.conn.begin_nested():
+                    self.conn.execute(insert(resource).values(resource_type=resource_type, id=id, **values))
+            except IntegrityError as exc:
+                raise WriteConflict(f"{resource_type}/{id} was created concurrently") from exc
+            return
+        # Optimistic lock: only the transaction that read `previous` may write the next version.
+        done = self.conn.execute(
+            update(resource)
+            .where(r.resource_type == resource_type, r.id == id, r.version_id == previous.version_id)
+            .values(**values)
+        )
+        if done.rowcount != 1:
+            raise WriteConflict(f"{resource_type}/{id} was changed concurrently")
+
+    def _append_version(
+        self, resource_type: str, id: str, values: dict[str, Any], method: str
+    ) -> None:
+        self.conn.execute(
+            insert(resource_version).values(resource_type=resource_type, id=id, method=method, **values)
+        )
+
+    def _reindex(self, resource_type: str, id: str, body: dict[str, Any] | None) -> None:
+        """Search indexing runs here, inside the resource's own transaction."""
+        i = identifier_index.c
+        self.conn.execute(
+            delete(identifier_index).where(i.resource_type == resource_type, i.resource_id == id)
+        )
+        rows = identifier_rows(body) if body is not None else []
+        if rows:
+            self.conn.execute(
+                insert(identifier_index),
+                [
+                    {"resource_type": resource_type, "resource_id": id, "system": s, "value": v}
+                    for s, v in rows
+                ],
+            )
+
+
+class SqlStore:
+    """A `ResourceStore` on one SQLAlchemy engine (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: Engine, clock: Clock = utc_now_ms) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    @classmethod
+    def from_url(cls, url: str, clock: Clock = utc_now_ms) -> SqlStore:
+        return cls(dialects.make_engine(url), clock)
+
+    @contextmanager
+    def reading(self) -> Iterator[SqlReadTransaction]:
+        with self.engine.connect() as conn, conn.begin():
+            yield SqlReadTransaction(conn)
+
+    @contextmanager
+    def writing(self) -> Iterator[SqlWriteTransaction]:
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(opengp_write=True)
+            try:
+                with conn.begin():
+                    yield SqlWriteTransaction(conn, self.clock)
+            except OperationalError as exc:
+                # PostgreSQL serialisation failures and deadlocks are safe to retry.
+                if getattr(exc.orig, "sqlstate", None) in ("40001", "40P01"):
+                    raise WriteConflict(str(exc.orig)) from exc
+                raise
+
+    def is_ready(self) -> tuple[bool, str]:
+        from opengp.store.migrate import schema_status  # noqa: PLC0415 - avoids an import cycle
+
+        try:
+            return schema_status(self.engine)
+        except Exception as exc:  # any failure to reach the database means "not ready"
+            return False, f"database unreachable: {type(exc).__name__}"
+
+    def dispose(self) -> None:
+        self.engine.dispose()
