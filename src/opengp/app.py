@@ -6,13 +6,12 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opengp.api import health, landing
 from opengp.api.fhir import FhirEndpoint, error_response
@@ -35,7 +34,7 @@ class CatchAll:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
 
-        async def tracking(message: dict) -> None:  # type: ignore[type-arg]
+        async def tracking(message: Message) -> None:
             nonlocal started
             started = started or message["type"] == "http.response.start"
             await send(message)
@@ -84,6 +83,6 @@ def create_app(settings: Settings | None = None, store: ResourceStore | None = N
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,
     )
-    app.add_middleware(MetricsMiddleware, metrics=metrics)  # type: ignore[arg-type]
-    app.add_middleware(CatchAll)  # type: ignore[arg-type]
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(CatchAll)
     return app

@@ -1,4 +1,7 @@
-"""The `opengp` command. Exit codes: 0 success, 2 bad usage, 1 other failure (one line on stderr)."""
+"""The `opengp` command.
+
+Exit codes: 0 success, 2 bad usage, 1 other failure (with a one-line reason on stderr).
+"""
 
 from __future__ import annotations
 
@@ -21,8 +24,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> None:
-    from opengp.store.migrate import upgrade  # noqa: PLC0415 - keep `opengp --help` fast
-    from opengp.store.sql.dialects import make_engine  # noqa: PLC0415
+    from opengp.store.migrate import upgrade
+    from opengp.store.sql.dialects import make_engine
 
     settings = _settings(args)
     engine = make_engine(settings.database_url)
@@ -34,10 +37,10 @@ def cmd_db_upgrade(args: argparse.Namespace) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
-    import uvicorn  # noqa: PLC0415
+    import uvicorn
 
-    from opengp.store.migrate import upgrade  # noqa: PLC0415
-    from opengp.store.sql.dialects import make_engine  # noqa: PLC0415
+    from opengp.store.migrate import upgrade
+    from opengp.store.sql.dialects import make_engine
 
     settings = _settings(args)
     if settings.database_url.startswith("sqlite"):
@@ -60,14 +63,14 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from opengp.services.seed import seed_demo  # noqa: PLC0415
+    from opengp.services.seed import seed_demo
 
     settings = _settings(args)
     print(seed_demo(settings, patients=args.patients, seed=args.seed))
 
 
 def _redacted(url: str) -> str:
-    from sqlalchemy import make_url  # noqa: PLC0415
+    from sqlalchemy import make_url
 
     return make_url(url).render_as_string(hide_password=True)
 

@@ -32,7 +32,9 @@ class Settings:
         try:
             limit = int(raw_limit)
         except ValueError:
-            raise ConfigError(f"OPENGP_MAX_BODY_BYTES must be a whole number, not {raw_limit!r}")
+            raise ConfigError(
+                f"OPENGP_MAX_BODY_BYTES must be a whole number, not {raw_limit!r}"
+            ) from None
         if limit <= 0:
             raise ConfigError("OPENGP_MAX_BODY_BYTES must be positive")
         base = env.get("OPENGP_FHIR_BASE_URL") or None

@@ -12,7 +12,9 @@ def _nothing_written(fhir: Fhir) -> None:
 
 
 def test_malformed_json_is_400(fhir: Fhir) -> None:
-    response = fhir.http.post("/fhir/Patient", content=b'{"resourceType": "Pat', headers={"Content-Type": FHIR_JSON})
+    response = fhir.http.post(
+        "/fhir/Patient", content=b'{"resourceType": "Pat', headers={"Content-Type": FHIR_JSON}
+    )
     assert response.status_code == 400
     assert response.json()["resourceType"] == "OperationOutcome"
     _nothing_written(fhir)
@@ -55,20 +57,34 @@ def test_streamed_body_over_the_limit_is_413(fhir: Fhir) -> None:
         for _ in range(30):
             yield b" " * 10_000
 
-    response = fhir.http.post("/fhir/Patient", content=chunks(), headers={"Content-Type": FHIR_JSON})
+    response = fhir.http.post(
+        "/fhir/Patient", content=chunks(), headers={"Content-Type": FHIR_JSON}
+    )
     assert response.status_code == 413
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/xml", "application/fhir+xml", ""])
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/xml", "application/fhir+xml", ""]
+)
 def test_wrong_content_type_is_415(fhir: Fhir, content_type: str) -> None:
-    response = fhir.http.post("/fhir/Patient", content=b"{}", headers={"Content-Type": content_type})
+    response = fhir.http.post(
+        "/fhir/Patient", content=b"{}", headers={"Content-Type": content_type}
+    )
     assert response.status_code == 415
     assert response.json()["resourceType"] == "OperationOutcome"
 
 
 def test_format_and_accept_negotiation(fhir: Fhir) -> None:
-    assert fhir.get("metadata?_format=json").headers["Content-Type"].startswith("application/fhir+json")
-    assert fhir.get("metadata", Accept="application/json").headers["Content-Type"].startswith("application/json")
+    assert (
+        fhir.get("metadata?_format=json")
+        .headers["Content-Type"]
+        .startswith("application/fhir+json")
+    )
+    assert (
+        fhir.get("metadata", Accept="application/json")
+        .headers["Content-Type"]
+        .startswith("application/json")
+    )
     assert fhir.get("metadata?_format=xml").status_code == 406
     assert fhir.get("metadata", Accept="application/fhir+xml").status_code == 406
     assert fhir.get("metadata", Accept="text/html, */*;q=0.8").status_code == 200
@@ -76,12 +92,22 @@ def test_format_and_accept_negotiation(fhir: Fhir) -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [[], "text", 3, None, {"resourceType": 7}, {"resourceType": "Patient", "active": "yes"}, {"resourceType": "Patient", "name": "x"}],
+    [
+        [],
+        "text",
+        3,
+        None,
+        {"resourceType": 7},
+        {"resourceType": "Patient", "active": "yes"},
+        {"resourceType": "Patient", "name": "x"},
+    ],
 )
 def test_odd_bodies_are_4xx_never_500(fhir: Fhir, body: object) -> None:
     import orjson
 
-    response = fhir.http.post("/fhir/Patient", content=orjson.dumps(body), headers={"Content-Type": FHIR_JSON})
+    response = fhir.http.post(
+        "/fhir/Patient", content=orjson.dumps(body), headers={"Content-Type": FHIR_JSON}
+    )
     assert 400 <= response.status_code < 500, response.text
     assert response.json()["resourceType"] == "OperationOutcome"
     _nothing_written(fhir)
@@ -89,7 +115,13 @@ def test_odd_bodies_are_4xx_never_500(fhir: Fhir, body: object) -> None:
 
 @pytest.mark.parametrize(
     ("method", "url"),
-    [("GET", "Patient/1/_history/x"), ("POST", "Patient/1"), ("GET", "Patient/1/extra/path/here/x"), ("PUT", ""), ("DELETE", "_history")],
+    [
+        ("GET", "Patient/1/_history/x"),
+        ("POST", "Patient/1"),
+        ("GET", "Patient/1/extra/path/here/x"),
+        ("PUT", ""),
+        ("DELETE", "_history"),
+    ],
 )
 def test_odd_urls_are_4xx_operation_outcomes(fhir: Fhir, method: str, url: str) -> None:
     response = fhir.request(method, url, body=patient() if method in ("POST", "PUT") else None)

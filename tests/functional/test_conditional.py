@@ -67,7 +67,9 @@ def test_json_patch_applies_and_versions(fhir: Fhir) -> None:
     assert response.status_code == 200, response.text
     assert response.json()["gender"] == "male"
     assert response.json()["meta"]["versionId"] == "2"
-    stale = fhir.http.patch(url, content=orjson.dumps(ops), headers={**headers, "If-Match": 'W/"1"'})
+    stale = fhir.http.patch(
+        url, content=orjson.dumps(ops), headers={**headers, "If-Match": 'W/"1"'}
+    )
     assert stale.status_code == 412
 
 
@@ -79,8 +81,12 @@ def test_json_patch_that_makes_an_invalid_resource_is_rejected(fhir: Fhir) -> No
     response = fhir.http.patch(url, content=orjson.dumps(bad), headers=headers)
     assert response.status_code in (400, 422)
     failed_test = [{"op": "test", "path": "/gender", "value": "male"}]
-    assert fhir.http.patch(url, content=orjson.dumps(failed_test), headers=headers).status_code == 422
-    wrong_type = fhir.http.patch(url, content=orjson.dumps(bad), headers={"Content-Type": "application/fhir+json"})
+    assert (
+        fhir.http.patch(url, content=orjson.dumps(failed_test), headers=headers).status_code == 422
+    )
+    wrong_type = fhir.http.patch(
+        url, content=orjson.dumps(bad), headers={"Content-Type": "application/fhir+json"}
+    )
     assert wrong_type.status_code == 415
     assert fhir.get(url.removeprefix("/fhir/")).json()["meta"]["versionId"] == "1"
 
@@ -88,10 +94,18 @@ def test_json_patch_that_makes_an_invalid_resource_is_rejected(fhir: Fhir) -> No
 def test_patch_in_a_transaction_as_binary(fhir: Fhir) -> None:
     created = fhir.create(patient())
     ops = orjson.dumps([{"op": "replace", "path": "/gender", "value": "other"}])
-    binary = {"resourceType": "Binary", "contentType": "application/json-patch+json", "data": base64.b64encode(ops).decode()}
-    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"resource": binary, "request": {"method": "PATCH", "url": f"Patient/{created['id']}"}}
-    ]}
+    binary = {
+        "resourceType": "Binary",
+        "contentType": "application/json-patch+json",
+        "data": base64.b64encode(ops).decode(),
+    }
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": binary, "request": {"method": "PATCH", "url": f"Patient/{created['id']}"}}
+        ],
+    }
     response = fhir.post("", bundle)
     assert response.status_code == 200, response.text
     assert fhir.get(f"Patient/{created['id']}").json()["gender"] == "other"

@@ -98,7 +98,9 @@ def test_conditional_read_if_none_match_and_if_modified_since(fhir: Fhir) -> Non
     assert fhir.get(url, If_None_Match='W/"1"').status_code == 304
     assert fhir.get(url, If_None_Match='W/"0"').status_code == 200
     modified = parsedate_to_datetime(fhir.get(url).headers["Last-Modified"])
-    assert fhir.get(url, If_Modified_Since=format_datetime(modified, usegmt=True)).status_code == 304
+    assert (
+        fhir.get(url, If_Modified_Since=format_datetime(modified, usegmt=True)).status_code == 304
+    )
     earlier = modified.replace(year=modified.year - 1)
     assert fhir.get(url, If_Modified_Since=format_datetime(earlier, usegmt=True)).status_code == 200
 

@@ -47,6 +47,15 @@ def test_capability_statement_states_what_is_implemented(fhir: Fhir) -> None:
     rest = statement["rest"][0]
     patient_entry = next(r for r in rest["resource"] if r["type"] == "Patient")
     codes = {i["code"] for i in patient_entry["interaction"]}
-    assert {"read", "vread", "create", "update", "patch", "delete", "history-instance", "history-type"} <= codes
+    assert {
+        "read",
+        "vread",
+        "create",
+        "update",
+        "patch",
+        "delete",
+        "history-instance",
+        "history-type",
+    } <= codes
     assert patient_entry["conditionalCreate"] is True
     assert {i["code"] for i in rest["interaction"]} >= {"transaction", "batch", "history-system"}

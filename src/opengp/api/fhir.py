@@ -83,7 +83,9 @@ async def to_fhir_request(request: Request, settings: Settings) -> FhirRequest:
     )
 
 
-def to_http_response(result: FhirResponse, request: FhirRequest, media: str, head: bool) -> Response:
+def to_http_response(
+    result: FhirResponse, request: FhirRequest, media: str, head: bool
+) -> Response:
     headers = dict(result.headers)
     stored = result.resource
     if stored is not None:
@@ -123,7 +125,9 @@ class FhirEndpoint:
     async def handle(self, request: Request) -> Response:
         media = "application/fhir+json"
         try:
-            media = response_type(request.query_params.get("_format"), request.headers.get("accept"))
+            media = response_type(
+                request.query_params.get("_format"), request.headers.get("accept")
+            )
             fhir_request = await to_fhir_request(request, self.settings)
             ctx = Context(base_url(request, self.settings))
             result = await run_in_threadpool(dispatch, self.store, fhir_request, ctx)

@@ -16,6 +16,9 @@ async def healthz(request: Request) -> JSONResponse:
 def readyz(store: ResourceStore):  # type: ignore[no-untyped-def]
     async def endpoint(request: Request) -> JSONResponse:
         ready, detail = await run_in_threadpool(store.is_ready)
-        return JSONResponse({"status": "ready" if ready else "not ready", "detail": detail}, status_code=200 if ready else 503)
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "detail": detail},
+            status_code=200 if ready else 503,
+        )
 
     return endpoint

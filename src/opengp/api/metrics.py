@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import time
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -14,10 +20,16 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "opengp_http_requests", "HTTP requests", ["method", "area", "status"], registry=self.registry
+            "opengp_http_requests",
+            "HTTP requests",
+            ["method", "area", "status"],
+            registry=self.registry,
         )
         self.latency = Histogram(
-            "opengp_http_request_seconds", "HTTP request latency", ["method", "area"], registry=self.registry
+            "opengp_http_request_seconds",
+            "HTTP request latency",
+            ["method", "area"],
+            registry=self.registry,
         )
 
     async def endpoint(self, request: Request) -> Response:

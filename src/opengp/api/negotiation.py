@@ -8,7 +8,9 @@ FHIR_JSON = "application/fhir+json"
 JSON_PATCH = "application/json-patch+json"
 JSON_TYPES = frozenset({FHIR_JSON, "application/json", "application/json+fhir", "text/json"})
 _FORMAT_ALIASES = {"json": FHIR_JSON, "application/json": "application/json", FHIR_JSON: FHIR_JSON}
-XML_TYPES = frozenset({"xml", "text/xml", "application/xml", "application/fhir+xml", "application/xml+fhir"})
+XML_TYPES = frozenset(
+    {"xml", "text/xml", "application/xml", "application/fhir+xml", "application/xml+fhir"}
+)
 
 
 def media_type(header: str | None) -> str:
@@ -38,7 +40,9 @@ def check_body_type(content_type: str | None, *, patch: bool) -> None:
     kind = media_type(content_type)
     if patch:
         if kind != JSON_PATCH:
-            raise UnsupportedMediaType(f"PATCH needs Content-Type {JSON_PATCH}, not {kind or 'none'!r}")
+            raise UnsupportedMediaType(
+                f"PATCH needs Content-Type {JSON_PATCH}, not {kind or 'none'!r}"
+            )
         return
     if kind not in JSON_TYPES:
         raise UnsupportedMediaType(f"Content-Type must be {FHIR_JSON}, not {kind or 'none'!r}")

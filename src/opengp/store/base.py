@@ -100,5 +100,3 @@ class ResourceStore(Protocol):
         """Database reachable and migrated to the code's schema (for /readyz)."""
 
     def dispose(self) -> None: ...
-
-

@@ -33,5 +33,8 @@ def schema_status(engine: Engine) -> tuple[bool, str]:
         current = MigrationContext.configure(conn).get_current_revision()
     head = head_revision()
     if current != head:
-        return False, f"schema at {current or 'nothing'}, code needs {head}: run 'opengp db upgrade'"
+        return (
+            False,
+            f"schema at {current or 'nothing'}, code needs {head}: run 'opengp db upgrade'",
+        )
     return True, f"schema at {head}"

@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
+from opengp.fhir.datetimes import instant
 from opengp.fhir.errors import BadRequest, FhirError, PreconditionFailed
 from opengp.fhir.references import parse_conditional, parse_relative, rewrite_references
 from opengp.search.criteria import parse_query_string
@@ -26,7 +27,6 @@ from opengp.services.fhir import interactions
 from opengp.services.fhir.interactions import Context
 from opengp.services.fhir.messages import FhirRequest, FhirResponse, etag
 from opengp.store import WriteTransaction
-from opengp.fhir.datetimes import instant
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH")
 # http://hl7.org/fhir/R4/http.html#trules: processing order within a transaction.
@@ -60,13 +60,19 @@ def _entry_error(index: int, error: FhirError) -> FhirError:
 def _patch_body(resource: Any, index: int) -> Any:
     """A PATCH entry carries its JSON Patch as a Binary (http://hl7.org/fhir/R4/http.html#patch)."""
     if not isinstance(resource, dict) or resource.get("resourceType") != "Binary":
-        raise BadRequest(f"Bundle.entry[{index}]: a PATCH entry needs a Binary holding a JSON Patch")
+        raise BadRequest(
+            f"Bundle.entry[{index}]: a PATCH entry needs a Binary holding a JSON Patch"
+        )
     if resource.get("contentType") != "application/json-patch+json":
-        raise BadRequest(f"Bundle.entry[{index}]: only application/json-patch+json patches are supported")
+        raise BadRequest(
+            f"Bundle.entry[{index}]: only application/json-patch+json patches are supported"
+        )
     try:
         return orjson.loads(base64.b64decode(resource.get("data", ""), validate=True))
     except (binascii.Error, orjson.JSONDecodeError, ValueError):
-        raise BadRequest(f"Bundle.entry[{index}]: the Binary data is not a base64 JSON Patch") from None
+        raise BadRequest(
+            f"Bundle.entry[{index}]: the Binary data is not a base64 JSON Patch"
+        ) from None
 
 
 def parse_entries(bundle: Any, prefer_return: str | None) -> tuple[str, list[Entry]]:
@@ -74,7 +80,9 @@ def parse_entries(bundle: Any, prefer_return: str | None) -> tuple[str, list[Ent
         raise BadRequest("POST to the base needs a Bundle", expression=["resourceType"])
     kind = bundle.get("type")
     if kind not in ("batch", "transaction"):
-        raise BadRequest(f"Bundle.type must be batch or transaction, not {kind!r}", expression=["Bundle.type"])
+        raise BadRequest(
+            f"Bundle.type must be batch or transaction, not {kind!r}", expression=["Bundle.type"]
+        )
     raw_entries = bundle.get("entry", [])
     if not isinstance(raw_entries, list):
         raise BadRequest("Bundle.entry must be an array", expression=["Bundle.entry"])
@@ -86,7 +94,10 @@ def parse_entries(bundle: Any, prefer_return: str | None) -> tuple[str, list[Ent
             raise BadRequest(f"{where} has no request", expression=[f"{where}.request"])
         method, url = request.get("method"), request.get("url")
         if method not in METHODS:
-            raise BadRequest(f"{where}.request.method {method!r} is not one of {', '.join(METHODS)}", expression=[f"{where}.request.method"])
+            raise BadRequest(
+                f"{where}.request.method {method!r} is not one of {', '.join(METHODS)}",
+                expression=[f"{where}.request.method"],
+            )
         if not isinstance(url, str) or not url:
             raise BadRequest(f"{where}.request.url is missing", expression=[f"{where}.request.url"])
         split = urlsplit(url)
@@ -94,7 +105,9 @@ def parse_entries(bundle: Any, prefer_return: str | None) -> tuple[str, list[Ent
         if method == "PATCH":
             body = _patch_body(body, index)
         elif method in ("POST", "PUT") and not isinstance(body, dict):
-            raise BadRequest(f"{where} needs a resource for {method}", expression=[f"{where}.resource"])
+            raise BadRequest(
+                f"{where} needs a resource for {method}", expression=[f"{where}.resource"]
+            )
         full_url = raw.get("fullUrl")
         entries.append(
             Entry(
@@ -116,7 +129,9 @@ def parse_entries(bundle: Any, prefer_return: str | None) -> tuple[str, list[Ent
     return kind, entries
 
 
-def response_entry(response: FhirResponse, ctx: Context, prefer_return: str | None) -> dict[str, Any]:
+def response_entry(
+    response: FhirResponse, ctx: Context, prefer_return: str | None
+) -> dict[str, Any]:
     status = f"{response.status} {REASONS.get(response.status, '')}".strip()
     result: dict[str, Any] = {"status": status}
     stored = response.resource
@@ -143,7 +158,9 @@ def error_entry(error: FhirError) -> dict[str, Any]:
     return {"response": {"status": str(error.status), "outcome": error.outcome()}}
 
 
-def run_batch(entries: list[Entry], execute: Execute, ctx: Context, prefer: str | None) -> list[dict[str, Any]]:
+def run_batch(
+    entries: list[Entry], execute: Execute, ctx: Context, prefer: str | None
+) -> list[dict[str, Any]]:
     """Each entry on its own: one failing does not stop the others."""
     results = []
     for entry in entries:
@@ -189,11 +206,15 @@ def _resolve_identities(tx: WriteTransaction, entries: list[Entry]) -> dict[int,
             continue
         identity = f"{resource_type}/{target[0]}"
         if identity in claimed:
-            raise BadRequest(f"Bundle.entry[{entry.index}]: {identity} appears twice in the transaction")
+            raise BadRequest(
+                f"Bundle.entry[{entry.index}]: {identity} appears twice in the transaction"
+            )
         claimed.add(identity)
         if entry.full_url:
             if entry.full_url in identities:
-                raise BadRequest(f"Bundle.entry[{entry.index}]: fullUrl {entry.full_url} appears twice")
+                raise BadRequest(
+                    f"Bundle.entry[{entry.index}]: fullUrl {entry.full_url} appears twice"
+                )
             identities[entry.full_url] = identity
         plan[entry.index] = target[1]
 
@@ -207,7 +228,8 @@ def _resolve_identities(tx: WriteTransaction, entries: list[Entry]) -> dict[int,
             matches = tx.find(conditional[0], parse_query_string(conditional[1]), limit=2)
             if len(matches) != 1:
                 raise PreconditionFailed(
-                    f"conditional reference {reference} matches {len(matches)} resources, not exactly one"
+                    f"conditional reference {reference} matches {len(matches)} resources,"
+                    " not exactly one"
                 )
             return f"{conditional[0]}/{matches[0]}"
         return None
@@ -234,7 +256,9 @@ def _target(
             if literal is None:
                 raise BadRequest(f"PUT url {request.path!r} is not Type/id")
             return literal.id, request
-        matches = interactions.conditional_targets(tx, resource_type, interactions.criteria_of(request))
+        matches = interactions.conditional_targets(
+            tx, resource_type, interactions.criteria_of(request)
+        )
         body_id = request.body.get("id") if isinstance(request.body, dict) else None
         chosen = matches[0] if matches else body_id or str(uuid.uuid4())
         body = dict(request.body, id=chosen)
@@ -246,6 +270,8 @@ def _target(
         matches = interactions.conditional_targets(tx, resource_type, criteria)
         if matches:
             # One match: the POST is ignored; references to it point at the existing resource.
-            return matches[0], replace(request, method="GET", path=f"{resource_type}/{matches[0]}", body=None)
+            return matches[0], replace(
+                request, method="GET", path=f"{resource_type}/{matches[0]}", body=None
+            )
     new_id = str(uuid.uuid4())
     return new_id, replace(request, if_none_exist=None, new_id=new_id)

@@ -37,10 +37,14 @@ def statement(routes: Sequence[RouteLike], base_url: str) -> bytes:
 @cache
 def _statement(routes: tuple[tuple[str, str, bool], ...], base_url: str) -> bytes:
     type_interactions = sorted(
-        {i for shape, i, _ in routes if shape.startswith("{type}") and i != "search-type"} | {"search-type"}
+        {i for shape, i, _ in routes if shape.startswith("{type}") and i != "search-type"}
+        | {"search-type"}
     )
     conditional = {i for shape, i, c in routes if c}
-    system = sorted({i for shape, i, _ in routes if not shape.startswith("{type}")} & SYSTEM_INTERACTIONS | {"batch"})
+    system = sorted(
+        {i for shape, i, _ in routes if not shape.startswith("{type}")} & SYSTEM_INTERACTIONS
+        | {"batch"}
+    )
     resource_entry: dict[str, Any] = {
         "interaction": [{"code": code} for code in type_interactions],
         "versioning": "versioned-update",

@@ -22,8 +22,8 @@ from opengp.fhir.errors import (
 )
 from opengp.fhir.validation import validate_resource
 from opengp.search.criteria import Criteria, parse_criteria, parse_query_string
-from opengp.store import ReadTransaction, StoredResource, WriteConflict, WriteTransaction
 from opengp.services.fhir.messages import FhirRequest, FhirResponse, etag, parse_etag
+from opengp.store import ReadTransaction, StoredResource, WriteConflict, WriteTransaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +47,12 @@ def _check_if_match(request: FhirRequest, current: StoredResource | None) -> Non
         return
     wanted = parse_etag(request.if_match)
     if wanted is None:
-        raise BadRequest(f"If-Match {request.if_match!r} is not a version ETag such as W/\"3\"")
+        raise BadRequest(f'If-Match {request.if_match!r} is not a version ETag such as W/"3"')
     if current is None or current.deleted or current.version_id != wanted:
         have = "none" if current is None or current.deleted else etag(current.version_id)
-        raise PreconditionFailed(f"If-Match {request.if_match} does not match the current version ({have})")
+        raise PreconditionFailed(
+            f"If-Match {request.if_match} does not match the current version ({have})"
+        )
 
 
 def resource_body(body: Any, resource_type: str) -> dict[str, Any]:
@@ -119,7 +121,9 @@ def vread(
 # --- writes ------------------------------------------------------------------------------
 
 
-def create(tx: WriteTransaction, request: FhirRequest, ctx: Context, resource_type: str) -> FhirResponse:
+def create(
+    tx: WriteTransaction, request: FhirRequest, ctx: Context, resource_type: str
+) -> FhirResponse:
     body = resource_body(request.body, resource_type)
     if request.if_none_exist:
         matches = conditional_targets(tx, resource_type, parse_query_string(request.if_none_exist))
@@ -141,7 +145,9 @@ def update(
     if body_id is None:
         raise BadRequest("an update must carry the resource id in the body", expression=["id"])
     if body_id != id:
-        raise BadRequest(f"the body id {body_id!r} differs from the URL id {id!r}", expression=["id"])
+        raise BadRequest(
+            f"the body id {body_id!r} differs from the URL id {id!r}", expression=["id"]
+        )
     return _save_over(tx, request, ctx, resource_type, id, body, method="PUT")
 
 
@@ -202,7 +208,9 @@ def delete(tx: WriteTransaction, request: FhirRequest, resource_type: str, id: s
     return FhirResponse(204, tx.delete(previous), is_write=True)
 
 
-def conditional_delete(tx: WriteTransaction, request: FhirRequest, resource_type: str) -> FhirResponse:
+def conditional_delete(
+    tx: WriteTransaction, request: FhirRequest, resource_type: str
+) -> FhirResponse:
     matches = conditional_targets(tx, resource_type, criteria_of(request))
     if not matches:
         return FhirResponse(204, is_write=True)
@@ -227,7 +235,11 @@ def patch(
         raise Unprocessable(f"the JSON Patch cannot be applied: {exc}") from None
     except (TypeError, ValueError, KeyError, IndexError) as exc:
         raise BadRequest(f"the JSON Patch is malformed: {exc}") from None
-    if not isinstance(patched, dict) or patched.get("resourceType") != resource_type or patched.get("id") != id:
+    if (
+        not isinstance(patched, dict)
+        or patched.get("resourceType") != resource_type
+        or patched.get("id") != id
+    ):
         raise Unprocessable("a patch may not change resourceType or id")
     return _save_over(tx, request, ctx, resource_type, id, patched, method="PATCH")
 

@@ -22,7 +22,12 @@ from opengp.store import HistoryQuery, ReadTransaction, StoredResource
 
 DEFAULT_COUNT = 50
 MAX_COUNT = 1000
-STATUS_TEXT = {"POST": "201 Created", "PUT": "200 OK", "PATCH": "200 OK", "DELETE": "204 No Content"}
+STATUS_TEXT = {
+    "POST": "201 Created",
+    "PUT": "200 OK",
+    "PATCH": "200 OK",
+    "DELETE": "204 No Content",
+}
 
 
 def _count(request: FhirRequest) -> int:
@@ -44,7 +49,10 @@ def _since(request: FhirRequest) -> datetime | None:
         value = None
     if value is None or value.tzinfo is None or "T" not in raw:
         # _since is an instant: date, time and zone (http://hl7.org/fhir/R4/http.html#history).
-        raise BadRequest(f"_since must be an instant such as 2026-01-31T09:00:00Z, not {raw!r}", expression=["_since"])
+        raise BadRequest(
+            f"_since must be an instant such as 2026-01-31T09:00:00Z, not {raw!r}",
+            expression=["_since"],
+        )
     return value
 
 
@@ -57,7 +65,9 @@ def _page_url(base: str, path: str, params: Sequence[tuple[str, str]]) -> str:
     return f"{base}/{path}" + (f"?{query}" if query else "")
 
 
-def _bundle(kind: str, total: int, links: list[dict[str, str]], entries: list[dict[str, Any]]) -> bytes:
+def _bundle(
+    kind: str, total: int, links: list[dict[str, str]], entries: list[dict[str, Any]]
+) -> bytes:
     return orjson.dumps(
         {
             "resourceType": "Bundle",
@@ -76,7 +86,11 @@ def _full_url(ctx: Context, stored: StoredResource) -> str:
 
 
 def history(
-    tx: ReadTransaction, request: FhirRequest, ctx: Context, resource_type: str | None = None, id: str | None = None
+    tx: ReadTransaction,
+    request: FhirRequest,
+    ctx: Context,
+    resource_type: str | None = None,
+    id: str | None = None,
 ) -> FhirResponse:
     before = request.param("_cursor")
     if before is not None and not before.isdigit():
@@ -90,7 +104,11 @@ def history(
         item: dict[str, Any] = {"fullUrl": _full_url(ctx, stored)}
         if stored.content is not None:
             item["resource"] = orjson.Fragment(stored.content)
-        url = stored.resource_type if entry.method == "POST" else f"{stored.resource_type}/{stored.id}"
+        url = (
+            stored.resource_type
+            if entry.method == "POST"
+            else f"{stored.resource_type}/{stored.id}"
+        )
         item["request"] = {"method": entry.method, "url": url}
         item["response"] = {
             "status": STATUS_TEXT[entry.method],
@@ -101,11 +119,20 @@ def history(
     keep = [(k, v) for k, v in request.params if k in ("_since", "_count")]
     links = [_link("self", _page_url(ctx.base_url, request.path, request.params))]
     if page.next_before_seq is not None:
-        links.append(_link("next", _page_url(ctx.base_url, request.path, [*keep, ("_cursor", str(page.next_before_seq))])))
+        links.append(
+            _link(
+                "next",
+                _page_url(
+                    ctx.base_url, request.path, [*keep, ("_cursor", str(page.next_before_seq))]
+                ),
+            )
+        )
     return FhirResponse(200, body=_bundle("history", page.total, links, entries))
 
 
-def search(tx: ReadTransaction, request: FhirRequest, ctx: Context, resource_type: str) -> FhirResponse:
+def search(
+    tx: ReadTransaction, request: FhirRequest, ctx: Context, resource_type: str
+) -> FhirResponse:
     """Type search on `_id` and `identifier`, paged by id (the search issue generalises this)."""
     criteria = parse_criteria(request.params)
     count = _count(request)
@@ -114,12 +141,19 @@ def search(tx: ReadTransaction, request: FhirRequest, ctx: Context, resource_typ
     more = len(ids) > count
     ids = ids[:count]
     entries = [
-        {"fullUrl": _full_url(ctx, stored), "resource": orjson.Fragment(stored.content), "search": {"mode": "match"}}
+        {
+            "fullUrl": _full_url(ctx, stored),
+            "resource": orjson.Fragment(stored.content),
+            "search": {"mode": "match"},
+        }
         for stored in tx.read_many(resource_type, ids)
+        if stored.content is not None
     ]
     keep = [(k, v) for k, v in request.params if k != "_cursor"]
     links = [_link("self", _page_url(ctx.base_url, request.path, request.params))]
     if more:
-        links.append(_link("next", _page_url(ctx.base_url, request.path, [*keep, ("_cursor", ids[-1])])))
+        links.append(
+            _link("next", _page_url(ctx.base_url, request.path, [*keep, ("_cursor", ids[-1])]))
+        )
     total = len(ids) if not more and after is None else tx.count(resource_type, criteria)
     return FhirResponse(200, body=_bundle("searchset", total, links, entries))

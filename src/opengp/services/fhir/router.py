@@ -50,7 +50,9 @@ def _bundle(store: ResourceStore, request: FhirRequest, ctx: Context) -> FhirRes
     else:
         results = _retrying(
             store,
-            lambda tx: bundles.run_transaction(tx, entries, lambda r: _run(tx, r, ctx), ctx, prefer),
+            lambda tx: bundles.run_transaction(
+                tx, entries, lambda r: _run(tx, r, ctx), ctx, prefer
+            ),
         )
     body = {"resourceType": "Bundle", "type": f"{kind}-response", "entry": results}
     return FhirResponse(200, body=orjson.dumps(body))
@@ -68,14 +70,35 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "{type}", "create", _create, "write"),
     Route("PUT", "{type}", "update", interactions.conditional_update, "write", conditional=True),
     Route("PATCH", "{type}", "patch", interactions.conditional_patch, "write", conditional=True),
-    Route("DELETE", "{type}", "delete", lambda tx, r, c, t: interactions.conditional_delete(tx, r, t), "write", conditional=True),
+    Route(
+        "DELETE",
+        "{type}",
+        "delete",
+        lambda tx, r, c, t: interactions.conditional_delete(tx, r, t),
+        "write",
+        conditional=True,
+    ),
     Route("GET", "{type}/_history", "history-type", listing.history, "read"),
-    Route("GET", "{type}/{id}", "read", lambda tx, r, c, t, i: interactions.read(tx, r, t, i), "read"),
+    Route(
+        "GET", "{type}/{id}", "read", lambda tx, r, c, t, i: interactions.read(tx, r, t, i), "read"
+    ),
     Route("PUT", "{type}/{id}", "update", interactions.update, "write"),
     Route("PATCH", "{type}/{id}", "patch", interactions.patch, "write"),
-    Route("DELETE", "{type}/{id}", "delete", lambda tx, r, c, t, i: interactions.delete(tx, r, t, i), "write"),
+    Route(
+        "DELETE",
+        "{type}/{id}",
+        "delete",
+        lambda tx, r, c, t, i: interactions.delete(tx, r, t, i),
+        "write",
+    ),
     Route("GET", "{type}/{id}/_history", "history-instance", listing.history, "read"),
-    Route("GET", "{type}/{id}/_history/{vid}", "vread", lambda tx, r, c, t, i, v: interactions.vread(tx, r, t, i, v), "read"),
+    Route(
+        "GET",
+        "{type}/{id}/_history/{vid}",
+        "vread",
+        lambda tx, r, c, t, i, v: interactions.vread(tx, r, t, i, v),
+        "read",
+    ),
 )
 
 
@@ -110,7 +133,9 @@ def route(request: FhirRequest) -> tuple[Route, list[str]]:
             return candidate, args
         allowed.append(candidate.method)
     if allowed:
-        raise MethodNotAllowed(f"{request.method} is not allowed on {request.path or 'the base'}; use {', '.join(sorted(set(allowed)))}")
+        methods = ", ".join(sorted(set(allowed)))
+        where = request.path or "the base"
+        raise MethodNotAllowed(f"{request.method} is not allowed on {where}; use {methods}")
     raise NotFound(f"no FHIR endpoint at {request.path!r}")
 
 

@@ -24,7 +24,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return _sqlite_engine(parsed, **kwargs)
     if parsed.get_backend_name() == "postgresql":
         return create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
-    raise ValueError(f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql")
+    raise ValueError(
+        f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql"
+    )
 
 
 def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:

@@ -41,7 +41,9 @@ class SqlReadTransaction:
     def current(
         self, resource_type: str, id: str, *, for_update: bool = False
     ) -> StoredResource | None:
-        query = select(resource).where(resource.c.resource_type == resource_type, resource.c.id == id)
+        query = select(resource).where(
+            resource.c.resource_type == resource_type, resource.c.id == id
+        )
         if for_update:
             query = query.with_for_update()
         row = self.conn.execute(query).first()
@@ -60,7 +62,9 @@ class SqlReadTransaction:
         if not ids:
             return []
         rows = self.conn.execute(
-            select(resource).where(resource.c.resource_type == resource_type, resource.c.id.in_(ids))
+            select(resource).where(
+                resource.c.resource_type == resource_type, resource.c.id.in_(ids)
+            )
         )
         by_id = {row.id: _stored(row) for row in rows}
         return [by_id[i] for i in ids if i in by_id]
@@ -75,7 +79,11 @@ class SqlReadTransaction:
         return list(self.conn.scalars(query))
 
     def count(self, resource_type: str, criteria: Criteria) -> int:
-        query = select(func.count()).select_from(resource).where(*self._matching(resource_type, criteria))
+        query = (
+            select(func.count())
+            .select_from(resource)
+            .where(*self._matching(resource_type, criteria))
+        )
         return self.conn.scalar(query) or 0
 
     def _matching(self, resource_type: str, criteria: Criteria) -> list[ColumnElement[bool]]:
@@ -104,12 +112,17 @@ class SqlReadTransaction:
             conditions.append(v.id == query.id)
         if query.since is not None:
             conditions.append(v.last_updated >= query.since)
-        total = self.conn.scalar(select(func.count()).select_from(resource_version).where(*conditions))
+        total = self.conn.scalar(
+            select(func.count()).select_from(resource_version).where(*conditions)
+        )
         if query.before_seq is not None:
             conditions.append(v.seq < query.before_seq)
         rows = list(
             self.conn.execute(
-                select(resource_version).where(*conditions).order_by(v.seq.desc()).limit(query.count + 1)
+                select(resource_version)
+                .where(*conditions)
+                .order_by(v.seq.desc())
+                .limit(query.count + 1)
             )
         )
         more = len(rows) > query.count
@@ -144,7 +157,12 @@ class SqlWriteTransaction(SqlReadTransaction):
         normalised = {"resourceType": resource_type, "id": id, "meta": meta}
         normalised.update((k, v) for k, v in body.items() if k not in normalised)
         content = orjson.dumps(normalised)
-        values = {"version_id": version_id, "last_updated": now, "deleted": False, "content": content}
+        values = {
+            "version_id": version_id,
+            "last_updated": now,
+            "deleted": False,
+            "content": content,
+        }
         self._write_current(resource_type, id, values, previous)
         self._append_version(resource_type, id, values, method)
         self._reindex(resource_type, id, normalised)
@@ -167,14 +185,18 @@ class SqlWriteTransaction(SqlReadTransaction):
         if previous is None:
             try:
                 with self.conn.begin_nested():
-                    self.conn.execute(insert(resource).values(resource_type=resource_type, id=id, **values))
+                    self.conn.execute(
+                        insert(resource).values(resource_type=resource_type, id=id, **values)
+                    )
             except IntegrityError as exc:
                 raise WriteConflict(f"{resource_type}/{id} was created concurrently") from exc
             return
         # Optimistic lock: only the transaction that read `previous` may write the next version.
         done = self.conn.execute(
             update(resource)
-            .where(r.resource_type == resource_type, r.id == id, r.version_id == previous.version_id)
+            .where(
+                r.resource_type == resource_type, r.id == id, r.version_id == previous.version_id
+            )
             .values(**values)
         )
         if done.rowcount != 1:
@@ -184,7 +206,9 @@ class SqlWriteTransaction(SqlReadTransaction):
         self, resource_type: str, id: str, values: dict[str, Any], method: str
     ) -> None:
         self.conn.execute(
-            insert(resource_version).values(resource_type=resource_type, id=id, method=method, **values)
+            insert(resource_version).values(
+                resource_type=resource_type, id=id, method=method, **values
+            )
         )
 
     def _reindex(self, resource_type: str, id: str, body: dict[str, Any] | None) -> None:
@@ -234,7 +258,7 @@ class SqlStore:
                 raise
 
     def is_ready(self) -> tuple[bool, str]:
-        from opengp.store.migrate import schema_status  # noqa: PLC0415 - avoids an import cycle
+        from opengp.store.migrate import schema_status
 
         try:
             return schema_status(self.engine)
