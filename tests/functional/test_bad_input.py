@@ -141,3 +141,25 @@ def test_health_ready_metrics_and_landing(fhir: Fhir) -> None:
     assert "opengp_http_requests" in fhir.http.get("/metrics").text
     landing = fhir.http.get("/")
     assert 'href="/patient"' in landing.text and 'href="/staff"' in landing.text
+
+
+def test_inputs_a_database_column_would_refuse_are_4xx(fhir: Fhir) -> None:
+    # PostgreSQL refuses NUL characters and over-long column values: they must never reach it.
+    nul = {**patient(), "identifier": [{"system": "s", "value": "a\u0000"}]}
+    assert fhir.post("Patient", nul).status_code == 400
+    assert fhir.put("Patient/" + "x" * 65, {**patient(), "id": "x" * 65}).status_code == 400
+    assert fhir.get("Patient/a%00").status_code == 400
+    assert fhir.get("Patient?identifier=a%00").status_code == 400
+    assert fhir.get("Patient?_cursor=a%00").status_code == 400
+    _nothing_written(fhir)
+
+
+def test_long_identifiers_are_stored_and_found(fhir: Fhir) -> None:
+    long_value = "v" * 5000
+    body = {
+        **patient(),
+        "identifier": [{"system": "urn:example:" + "s" * 300, "value": long_value}],
+    }
+    created = fhir.create(body)
+    found = fhir.get(f"Patient?identifier={long_value}").json()
+    assert [e["resource"]["id"] for e in found["entry"]] == [created["id"]]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from email.utils import format_datetime, parsedate_to_datetime
 
-from tests.functional.conftest import Fhir, patient
+from tests.functional.conftest import FHIR_JSON, Fhir, patient
 
 
 def test_create_assigns_id_and_answers_201_with_location_etag_and_body(fhir: Fhir) -> None:
@@ -122,3 +122,17 @@ def test_head_read_has_headers_and_no_body(fhir: Fhir) -> None:
     assert response.status_code == 200
     assert response.headers["ETag"] == 'W/"1"'
     assert response.content == b""
+
+
+def test_decimal_precision_is_kept_exactly(fhir: Fhir) -> None:
+    # FHIR decimals carry precision in their digits: a result of 7.10 is not 7.1.
+    body = (
+        b'{"resourceType":"Observation","status":"final","code":{"text":"HbA1c"},'
+        b'"valueQuantity":{"value":7.10,"unit":"%"},"component":[{"code":{"text":"x"},'
+        b'"valueQuantity":{"value":1.0E+2}}]}'
+    )
+    created = fhir.http.post("/fhir/Observation", content=body, headers={"Content-Type": FHIR_JSON})
+    assert created.status_code == 201, created.text
+    read = fhir.get(f"Observation/{created.json()['id']}")
+    assert b'"value":7.10,' in read.content
+    assert b'"value":1.0E+2}' in read.content

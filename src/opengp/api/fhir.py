@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from opengp.api.negotiation import check_body_type, response_type
 from opengp.config import Settings
+from opengp.fhir import jsonio
 from opengp.fhir.errors import BadRequest, FhirError, Issue, PayloadTooLarge, operation_outcome
 from opengp.services.fhir.interactions import Context
 from opengp.services.fhir.messages import FhirRequest, FhirResponse, etag
@@ -66,8 +67,8 @@ async def to_fhir_request(request: Request, settings: Settings) -> FhirRequest:
         raw = await read_body(request, settings.max_body_bytes)
         check_body_type(headers.get("content-type"), patch=is_patch)
         try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
+            body = jsonio.loads(raw)
+        except jsonio.JsonError as exc:
             raise BadRequest(f"the body is not valid JSON: {exc}") from None
     return FhirRequest(
         method=method,

@@ -69,6 +69,10 @@ def parse_criteria(pairs: Sequence[tuple[str, str]]) -> Criteria:
     for name, raw in pairs:
         if name in RESULT_PARAMETERS:
             continue
+        if any(ord(c) < 32 for c in raw):
+            raise BadRequest(
+                f"search parameter {name!r} contains control characters", expression=[name]
+            )
         values = [v for v in _split_or(raw) if v]
         if not values:
             raise BadRequest(f"search parameter {name!r} has no value", expression=[name])

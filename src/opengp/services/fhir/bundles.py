@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
+from opengp.fhir import jsonio
 from opengp.fhir.datetimes import instant
 from opengp.fhir.errors import BadRequest, FhirError, PreconditionFailed
 from opengp.fhir.references import parse_conditional, parse_relative, rewrite_references
@@ -68,8 +69,8 @@ def _patch_body(resource: Any, index: int) -> Any:
             f"Bundle.entry[{index}]: only application/json-patch+json patches are supported"
         )
     try:
-        return orjson.loads(base64.b64decode(resource.get("data", ""), validate=True))
-    except (binascii.Error, orjson.JSONDecodeError, ValueError):
+        return jsonio.loads(base64.b64decode(resource.get("data", ""), validate=True))
+    except (binascii.Error, ValueError):
         raise BadRequest(
             f"Bundle.entry[{index}]: the Binary data is not a base64 JSON Patch"
         ) from None
@@ -237,7 +238,7 @@ def _resolve_identities(tx: WriteTransaction, entries: list[Entry]) -> dict[int,
     for entry in entries:
         request = plan.get(entry.index, entry.request)
         if isinstance(request.body, dict) and request.method in ("POST", "PUT"):
-            body = orjson.loads(orjson.dumps(request.body))  # never mutate the caller's Bundle
+            body = jsonio.loads(jsonio.dumps(request.body))  # never mutate the caller's Bundle
             try:
                 rewrite_references(body, rewrite)
             except FhirError as error:

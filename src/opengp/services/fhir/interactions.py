@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import jsonpatch
-import orjson
 
+from opengp.fhir import jsonio
 from opengp.fhir.errors import (
     BadRequest,
     Gone,
@@ -228,7 +228,7 @@ def patch(
     _check_if_match(request, current)
     assert current.content is not None
     try:
-        patched = jsonpatch.JsonPatch(operations).apply(orjson.loads(current.content))
+        patched = jsonpatch.JsonPatch(operations).apply(jsonio.loads(current.content))
     except jsonpatch.JsonPatchTestFailed as exc:
         raise Unprocessable(f"JSON Patch test failed: {exc}") from None
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:

@@ -15,6 +15,7 @@ import orjson
 
 from opengp.fhir.datetimes import instant
 from opengp.fhir.errors import BadRequest
+from opengp.fhir.references import is_valid_id
 from opengp.search.criteria import parse_criteria
 from opengp.services.fhir.interactions import Context
 from opengp.services.fhir.messages import FhirRequest, FhirResponse, etag
@@ -137,6 +138,8 @@ def search(
     criteria = parse_criteria(request.params)
     count = _count(request)
     after = request.param("_cursor")
+    if after is not None and not is_valid_id(after):
+        raise BadRequest("_cursor is not one this server made", expression=["_cursor"])
     ids = tx.find(resource_type, criteria, limit=count + 1, after_id=after)
     more = len(ids) > count
     ids = ids[:count]

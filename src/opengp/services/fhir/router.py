@@ -13,7 +13,8 @@ from typing import Any
 import orjson
 
 from opengp.fhir.definitions.r4 import RESOURCE_TYPES
-from opengp.fhir.errors import Conflict, MethodNotAllowed, NotFound
+from opengp.fhir.errors import BadRequest, Conflict, MethodNotAllowed, NotFound
+from opengp.fhir.references import is_valid_id
 from opengp.services.fhir import bundles, capabilities, interactions, listing
 from opengp.services.fhir.interactions import Context
 from opengp.services.fhir.messages import FhirRequest, FhirResponse
@@ -43,6 +44,8 @@ def _bundle(store: ResourceStore, request: FhirRequest, ctx: Context) -> FhirRes
     prefer = request.prefer_return
 
     def execute(entry: FhirRequest) -> FhirResponse:
+        if not entry.path:
+            raise BadRequest("a Bundle entry cannot itself be a batch or transaction")
         return dispatch(store, entry, ctx)
 
     if kind == "batch":
@@ -126,6 +129,10 @@ def route(request: FhirRequest) -> tuple[Route, list[str]]:
             continue
         if candidate.shape.startswith("{type}") and args[0] not in RESOURCE_TYPES:
             raise NotFound(f"{args[0]!r} is not a resource type this server supports")
+        bad = [a for a in args[1:] if not is_valid_id(a)]
+        if bad:
+            # http://hl7.org/fhir/R4/datatypes.html#id: [A-Za-z0-9\-\.]{1,64}
+            raise BadRequest(f"{bad[0][:70]!r} is not a valid FHIR id", expression=["id"])
         # A bare type with criteria is conditional; without, it is create or search.
         if candidate.conditional and not request.params:
             continue

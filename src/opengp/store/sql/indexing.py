@@ -8,6 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+# Index columns hold this many characters; longer tokens are indexed (and queried, see
+# `token_key`) by their first TOKEN_WIDTH characters. Real identifiers are far shorter.
+TOKEN_WIDTH = 255
+
+
+def token_key(value: str) -> str:
+    return value[:TOKEN_WIDTH]
+
 
 def identifier_rows(resource: dict[str, Any]) -> list[tuple[str, str]]:
     """(system, value) of each Resource.identifier with a value; de-duplicated."""
@@ -17,5 +25,6 @@ def identifier_rows(resource: dict[str, Any]) -> list[tuple[str, str]]:
     rows: dict[tuple[str, str], None] = {}
     for identifier in identifiers or ():
         if isinstance(identifier, dict) and isinstance(identifier.get("value"), str):
-            rows[(str(identifier.get("system", "")), identifier["value"])] = None
+            system = str(identifier.get("system", ""))
+            rows[(token_key(system), token_key(identifier["value"]))] = None
     return list(rows)

@@ -7,16 +7,16 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.sql.elements import ColumnElement
 
+from opengp.fhir import jsonio
 from opengp.fhir.datetimes import instant
 from opengp.search.criteria import Criteria
 from opengp.store.base import HistoryEntry, HistoryPage, HistoryQuery, StoredResource, WriteConflict
 from opengp.store.sql import dialects
-from opengp.store.sql.indexing import identifier_rows
+from opengp.store.sql.indexing import identifier_rows, token_key
 from opengp.store.sql.tables import identifier_index, resource, resource_version
 
 Clock = Callable[[], datetime]
@@ -96,9 +96,9 @@ class SqlReadTransaction:
             for token in alternatives:
                 match = [i.resource_type == resource_type]
                 if token.code is not None:
-                    match.append(i.value == token.code)
+                    match.append(i.value == token_key(token.code))
                 if token.system is not None:
-                    match.append(i.system == token.system)
+                    match.append(i.system == token_key(token.system))
                 matches.append(and_(*match))
             conditions.append(r.id.in_(select(i.resource_id).where(or_(*matches))))
         return conditions
@@ -156,7 +156,7 @@ class SqlWriteTransaction(SqlReadTransaction):
         # Normalise once: resourceType, id and meta first; these bytes are served on read.
         normalised = {"resourceType": resource_type, "id": id, "meta": meta}
         normalised.update((k, v) for k, v in body.items() if k not in normalised)
-        content = orjson.dumps(normalised)
+        content = jsonio.dumps(normalised)
         values = {
             "version_id": version_id,
             "last_updated": now,

@@ -1,0 +1,565 @@
+"""Generate src/opengp/fhir/definitions/r4.py from the official FHIR R4 (4.0.1) packages.
+
+Inputs are the CC0 npm packages `hl7.fhir.r4.examples@4.0.1` (StructureDefinitions,
+ValueSets, CodeSystems) and `hl7.fhir.r4.expansions@4.0.1` (ValueSet expansions). Pass
+unpacked `package/` directories with --package-dir / --expansions-dir, or let the script
+`npm pack` them into build/fhir-packages/ (a cache: keep build/ out of git) and unpack them.
+
+The output is deterministic (everything sorted), so re-running gives an identical file;
+`--check` exits 1 when the committed file is stale.
+
+    .venv/bin/python scripts/generate_fhir_definitions.py
+    .venv/bin/python scripts/generate_fhir_definitions.py --package-dir /tmp/r4/ex/package \
+        --expansions-dir /tmp/r4/exp/package --check
+
+Compatibility with the fhir.resources R4B models (used at runtime for structural validation)
+is decided here by comparing every element of each R4 resource (recursively through its
+BackboneElements) with the R4B model's fields: same JSON name, same list-ness, same type (or
+a primitive whose lexical space is no smaller), and no element required in R4B that R4 leaves
+optional. Resource types that fail are excluded, with the reason recorded in the output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tarfile
+import types
+import typing
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT = ROOT / "src" / "opengp" / "fhir" / "definitions" / "r4.py"
+CACHE = ROOT / "build" / "fhir-packages"
+EXAMPLES_PACKAGE = "hl7.fhir.r4.examples@4.0.1"
+EXPANSIONS_PACKAGE = "hl7.fhir.r4.expansions@4.0.1"
+
+SYSTEM_TYPE = "http://hl7.org/fhirpath/System."
+FHIR_TYPE_EXT = "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type"
+# JSON representation of each primitive type (http://hl7.org/fhir/R4/json.html#primitive).
+JSON_KIND = {"boolean": "boolean", "integer": "integer", "positiveInt": "integer"}
+JSON_KIND |= {"unsignedInt": "integer", "decimal": "decimal"}
+# Types whose instances carry codes that a required binding constrains.
+BINDABLE = {"code", "string", "uri", "Coding", "CodeableConcept"}
+# R4B primitive annotations (fhir_core) whose lexical space contains the R4 type's; any other
+# difference means R4B could reject valid R4 data.
+LOOSER_OR_EQUAL = {
+    "string": {"string", "markdown"},
+    "markdown": {"markdown", "string"},
+    "uri": {"uri"},
+    "url": {"url", "uri"},
+    "canonical": {"canonical", "uri"},
+}
+R4B_PRIMITIVE_NAMES = {"EncodedBytes": "base64Binary", "UuidVersion": "uuid"}
+
+
+@dataclass(frozen=True, slots=True)
+class Element:
+    """One JSON property of an R4 type (choice elements already expanded)."""
+
+    name: str
+    type: str  # primitive or datatype name, "Resource", or the path of a backbone element
+    is_list: bool
+    min: int
+    path: str  # the R4 element path, e.g. Observation.value[x]
+    binding: str | None  # ValueSet canonical of a required binding
+    choice: str | None  # the choice element's base name (value for value[x])
+    # False for FHIRPath System types (Resource.id, Element.id, Extension.url): these are
+    # not FHIR primitives, so they have no `_name` companion for id/extensions.
+    extensible: bool = True
+
+
+Model = dict[str, dict[str, Element]]
+
+
+# --- fetching --------------------------------------------------------------------------
+
+
+def fetch(spec: str, cache: Path) -> Path:
+    """`npm pack` a package into the cache (once) and return its unpacked package/ dir."""
+    name = spec.replace("@", "-")
+    target = cache / name
+    if not (target / "package" / "package.json").exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        out = subprocess.run(
+            ["npm", "pack", spec, "--pack-destination", str(cache), "--json"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        tarball = cache / json.loads(out.stdout)[0]["filename"]
+        with tarfile.open(tarball) as tar:
+            tar.extractall(target, filter="data")
+    return target / "package"
+
+
+def load_json(directory: Path, pattern: str) -> Iterator[dict[str, Any]]:
+    for path in sorted(directory.glob(pattern)):
+        yield json.loads(path.read_text(encoding="utf-8"))
+
+
+# --- R4 element model -----------------------------------------------------------------
+
+
+def type_code(element: dict[str, Any], type_: dict[str, Any]) -> str:
+    code: str = type_["code"]
+    if code.startswith(SYSTEM_TYPE):
+        # Snapshot elements like Resource.id and Extension.url carry a FHIRPath system type
+        # with the FHIR type in an extension.
+        for ext in type_.get("extension", []):
+            if ext["url"] == FHIR_TYPE_EXT:
+                code = ext["valueUrl"]
+        if element.get("base", {}).get("path") == "Resource.id":
+            code = "id"  # http://hl7.org/fhir/R4/resource.html#id: Resource.id is an `id`
+    return code
+
+
+def upper_first(s: str) -> str:
+    return s[0].upper() + s[1:]
+
+
+def type_elements(sd: dict[str, Any]) -> Iterator[tuple[str, Element]]:
+    """(owner type key, element) for each JSON property defined by a StructureDefinition.
+
+    The owner key is the type name for top-level elements and the element path for children
+    of BackboneElements, e.g. ("Patient.contact", Element(name="gender", ...)).
+    """
+    elements = [e for e in sd["snapshot"]["element"] if ":" not in e["id"]]
+    paths = {e["path"] for e in elements}
+    root = sd["type"]
+    for e in elements:
+        path: str = e["path"]
+        if path == root or e["max"] == "0":
+            continue
+        owner, name = path.rsplit(".", 1)
+        is_list = e["max"] == "*" or int(e["max"]) > 1
+        binding = e.get("binding", {})
+        vs = binding.get("valueSet") if binding.get("strength") == "required" else None
+        vs = vs.split("|")[0] if vs else None
+        if "contentReference" in e:
+            types_ = [e["contentReference"].lstrip("#")]
+        elif any(p.startswith(path + ".") for p in paths):
+            types_ = [path]  # a BackboneElement (or Element) with its own children
+        else:
+            types_ = [type_code(e, t) for t in e["type"]]
+        system = any(t["code"].startswith(SYSTEM_TYPE) for t in e.get("type", []))
+        if name.endswith("[x]"):
+            base = name[:-3]
+            for t in types_:
+                yield owner, Element(base + upper_first(t), t, is_list, e["min"], path, vs, base)
+        else:
+            yield owner, Element(name, types_[0], is_list, e["min"], path, vs, None, not system)
+
+
+def build_model(sds: Iterable[dict[str, Any]]) -> Model:
+    model: Model = {}
+    for sd in sds:
+        model.setdefault(sd["type"], {})
+        for owner, element in type_elements(sd):
+            model.setdefault(owner, {})[element.name] = element
+    return model
+
+
+# --- value sets ------------------------------------------------------------------------
+
+Codes = dict[str, set[str]]  # system -> codes
+
+
+class NotEnumerable(Exception):
+    pass
+
+
+@dataclass
+class Terminology:
+    value_sets: dict[str, dict[str, Any]]
+    expansions: dict[str, dict[str, Any]]
+    code_systems: dict[str, dict[str, Any]]
+
+    def enumerate(self, url: str, seen: frozenset[str] = frozenset()) -> Codes:
+        """All codes of a value set, from its compose or else a complete expansion."""
+        if url in seen:
+            raise NotEnumerable(f"{url} includes itself")
+        vs = self.value_sets.get(url)
+        if vs is None:
+            raise NotEnumerable(f"value set {url} is not in the package")
+        try:
+            return self._compose(vs["compose"], seen | {url})
+        except NotEnumerable as problem:
+            expanded = self._expansion(url)
+            if expanded is None:
+                raise NotEnumerable(str(problem)) from None
+            return expanded
+
+    def _compose(self, compose: dict[str, Any], seen: frozenset[str]) -> Codes:
+        codes: Codes = {}
+        for include in compose.get("include", []):
+            for system, found in self._include(include, seen).items():
+                codes.setdefault(system, set()).update(found)
+        for exclude in compose.get("exclude", []):
+            for system, found in self._include(exclude, seen).items():
+                codes.get(system, set()).difference_update(found)
+        return {s: c for s, c in codes.items() if c}
+
+    def _include(self, include: dict[str, Any], seen: frozenset[str]) -> Codes:
+        if include.get("filter"):
+            raise NotEnumerable(f"filter on {include.get('system')}")
+        codes: Codes | None = None
+        for url in include.get("valueSet", []):
+            found = self.enumerate(url.split("|")[0], seen)
+            codes = found if codes is None else intersect(codes, found)
+        system = include.get("system")
+        if system is None:
+            return codes or {}
+        if "concept" in include:
+            mine = {system: {c["code"] for c in include["concept"]}}
+        else:
+            mine = {system: self._whole_system(system)}
+        return mine if codes is None else intersect(codes, mine)
+
+    def _whole_system(self, system: str) -> set[str]:
+        cs = self.code_systems.get(system)
+        if cs is None:
+            raise NotEnumerable(f"code system {system} is not in the package")
+        if cs.get("content") != "complete":
+            raise NotEnumerable(f"code system {system} content is {cs.get('content')}")
+        return set(walk_concepts(cs.get("concept", [])))
+
+    def _expansion(self, url: str) -> Codes | None:
+        vs = self.expansions.get(url)
+        if vs is None:
+            return None
+        expansion = vs["expansion"]
+        # A 'limitedExpansion' parameter or a missing total marks a partial expansion.
+        if any(p["name"] == "limitedExpansion" for p in expansion.get("parameter", [])):
+            return None
+        contains = list(walk_contains(expansion.get("contains", [])))
+        if expansion.get("total") != len(contains):
+            return None
+        codes: Codes = {}
+        for system, code in contains:
+            codes.setdefault(system, set()).add(code)
+        return codes
+
+
+def walk_concepts(concepts: list[dict[str, Any]]) -> Iterator[str]:
+    for concept in concepts:
+        yield concept["code"]
+        yield from walk_concepts(concept.get("concept", []))
+
+
+def walk_contains(contains: list[dict[str, Any]]) -> Iterator[tuple[str, str]]:
+    for item in contains:
+        if "code" in item and not item.get("abstract"):
+            yield item["system"], item["code"]
+        yield from walk_contains(item.get("contains", []))
+
+
+def intersect(a: Codes, b: Codes) -> Codes:
+    return {s: a[s] & b[s] for s in a.keys() & b.keys() if a[s] & b[s]}
+
+
+# --- R4B compatibility ----------------------------------------------------------------
+
+
+def unwrap(annotation: Any) -> tuple[bool, str, Any]:
+    """(is_list, kind, detail) of an R4B model field: kind 'primitive' (detail: FHIR type
+    name) or 'model' (detail: model class)."""
+    is_list = False
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin in (typing.Union, types.UnionType):
+            (annotation,) = [a for a in typing.get_args(annotation) if a is not type(None)]
+        elif origin is list:
+            is_list = True
+            (annotation,) = typing.get_args(annotation)
+        elif origin is typing.Annotated:
+            meta = type(typing.get_args(annotation)[1]).__name__
+            name = R4B_PRIMITIVE_NAMES.get(meta, meta[0].lower() + meta[1:])
+            return is_list, "primitive", name
+        elif annotation is bool:
+            return is_list, "primitive", "boolean"
+        else:
+            return is_list, "model", annotation.get_model_klass()
+
+
+def r4b_required(field: Any) -> bool:
+    extra = field.json_schema_extra or {}
+    return bool(field.is_required() or extra.get("element_required"))
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """An R4 element the R4B model could reject; `detachable` when the validator can take
+    it out before model validation and check it against the R4B model of its own type."""
+
+    key: str
+    name: str
+    problem: str
+    detachable: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.key}{'.' if self.name else ''}{self.name} {self.problem}"
+
+
+def compare(
+    model: Model, key: str, klass: Any, primitives: set[str], seen: set[str] | None = None
+) -> Iterator[Difference]:
+    """Where the R4B model `klass` could reject valid R4 instances of type key `key`."""
+    seen = set() if seen is None else seen
+    if key in seen:  # contentReference recursion, e.g. Questionnaire.item.item
+        return
+    seen.add(key)
+    fields = {f.alias or n: f for n, f in klass.model_fields.items()}
+    elements = model[key]
+    for name, e in sorted(elements.items()):
+        field = fields.get(name)
+        if field is None:
+            yield Difference(key, name, "is missing in R4B", detachable=True)
+            continue
+        is_list, kind, detail = unwrap(field.annotation)
+        if is_list != e.is_list:
+            yield Difference(key, name, f"is {'' if is_list else 'not '}a list in R4B")
+        if e.min == 0 and r4b_required(field):
+            yield Difference(key, name, "is required in R4B")
+        if e.type in primitives:
+            if kind != "primitive" or detail not in LOOSER_OR_EQUAL.get(e.type, {e.type}):
+                found = detail if kind == "primitive" else detail.__name__
+                yield Difference(key, name, f"is {found} in R4B, {e.type} in R4")
+            elif e.extensible and f"_{name}" not in fields:
+                yield Difference(key, f"_{name}", "is missing in R4B", detachable=True)
+        elif kind != "model":
+            yield Difference(key, name, f"is the primitive {detail} in R4B")
+        elif e.type in model and "." in e.type:
+            yield from compare(model, e.type, detail, primitives, seen)
+        elif detail.__name__ != e.type:
+            yield Difference(key, name, f"is {detail.__name__} in R4B, {e.type} in R4")
+    for name, field in sorted(fields.items()):
+        if name not in elements and not name.startswith("_") and r4b_required(field):
+            yield Difference(key, name, "is required in R4B and absent in R4")
+
+
+def r4b_differences(model: Model, type_name: str, primitives: set[str]) -> list[Difference]:
+    from fhir.resources.R4B import get_fhir_model_class
+
+    try:
+        klass = get_fhir_model_class(type_name)
+    except ValueError:
+        return [Difference(type_name, "", "has no R4B model")]
+    return list(compare(model, type_name, klass, primitives))
+
+
+def reachable(model: Model, roots: Iterable[str]) -> set[str]:
+    """Type keys used, directly or through other types, by `roots`."""
+    found: set[str] = set()
+    todo = list(roots)
+    while todo:
+        key = todo.pop()
+        if key in found or key not in model:
+            continue
+        found.add(key)
+        todo += [e.type for e in model[key].values()]
+    return found
+
+
+# --- output ----------------------------------------------------------------------------
+
+BASES = ("DomainResource", "Resource", "BackboneElement", "Element")
+
+
+def tokens(elements: Iterable[Element], open_types: str) -> set[str]:
+    """`name:type`, `*` marking arrays and `!` System types; a choice element is one token
+    `value[x]:string|Quantity|...`, or `value[x]:@open` for all types (OPEN_TYPES)."""
+    found: set[str] = set()
+    choices: dict[str, list[str]] = {}
+    for e in elements:
+        if e.choice is not None:
+            choices.setdefault(e.choice, []).append(e.type)
+        else:
+            found.add(f"{e.name}:{e.type}{'*' if e.is_list else ''}{'' if e.extensible else '!'}")
+    for name, choice_types in choices.items():
+        listed = "|".join(sorted(choice_types))
+        found.add(f"{name}[x]:{'@open' if listed == open_types else listed}")
+    return found
+
+
+def encode(key: str, model: Model, open_types: str) -> str:
+    """Space-separated tokens, led by `^Base` when the type has all of Base's elements."""
+    mine = tokens(model[key].values(), open_types)
+    for base in BASES:
+        inherited = tokens(model[base].values(), open_types)
+        if key != base and inherited <= mine:
+            return " ".join([f"^{base}", *sorted(mine - inherited)])
+    return " ".join(sorted(mine))
+
+
+def py(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+@dataclass
+class Definitions:
+    resource_types: list[str]
+    excluded: dict[str, str]
+    detached: dict[str, str]  # "Type.name" -> R4 type to validate it as
+    primitives: dict[str, str]
+    model: Model
+    bindings: dict[str, str]
+    unchecked: dict[str, str]
+    value_sets: dict[str, Codes]
+
+    def render(self) -> str:
+        extension = self.model["Extension"].values()
+        open_types = "|".join(sorted(e.type for e in extension if e.choice == "value"))
+        out = [
+            '"""FHIR R4 (4.0.1) definitions for validation. GENERATED by',
+            "scripts/generate_fhir_definitions.py from hl7.fhir.r4.examples@4.0.1 and",
+            'hl7.fhir.r4.expansions@4.0.1 (CC0). Do not edit; re-run the script."""',
+            "",
+            "# R4 resource types not accepted, because the fhir.resources R4B model used for",
+            "# structural validation could reject valid R4 instances:",
+            *(f"#   {t}: {r}" for t, r in sorted(self.excluded.items())),
+            "",
+            'FHIR_VERSION: str = "4.0.1"',
+            "",
+            "RESOURCE_TYPES: frozenset[str] = frozenset({",
+            *(f"    {py(t)}," for t in self.resource_types),
+            "})",
+            "",
+            "EXCLUDED_RESOURCE_TYPES: dict[str, str] = {",
+            *(f"    {py(t)}: {py(r)}," for t, r in sorted(self.excluded.items())),
+            "}",
+            "",
+            "# R4 elements of accepted types that the R4B models lack: the validator removes them",
+            "# before model validation and validates each as the R4 type given here.",
+            "R4B_DETACHED: dict[str, str] = {",
+            *(f"    {py(k)}: {py(v)}," for k, v in sorted(self.detached.items())),
+            "}",
+            "",
+            "# Primitive type -> its JSON representation (http://hl7.org/fhir/R4/json.html).",
+            "PRIMITIVE_TYPES: dict[str, str] = {",
+            *(f"    {py(t)}: {py(k)}," for t, k in sorted(self.primitives.items())),
+            "}",
+            "",
+            "# The types of Extension.value[x] (http://hl7.org/fhir/R4/datatypes.html#open).",
+            f"OPEN_TYPES: tuple[str, ...] = ({', '.join(py(t) for t in open_types.split('|'))},)",
+            "",
+            "# Type (resource, datatype, or path of a BackboneElement) -> its JSON properties as",
+            '# "name:type"; "*" marks arrays, "!" FHIRPath System types (no `_name` companion),',
+            '# "^Base" all properties of Base; "name[x]:T1|T2" a choice (nameT1, nameT2), with',
+            '# "@open" for OPEN_TYPES.',
+            "ELEMENTS: dict[str, str] = {",
+            *(f"    {py(k)}: {py(encode(k, self.model, open_types))}," for k in sorted(self.model)),
+            "}",
+            "",
+            "# Type.property -> ValueSet of its required binding (checked).",
+            "REQUIRED_BINDINGS: dict[str, str] = {",
+            *(f"    {py(k)}: {py(v)}," for k, v in sorted(self.bindings.items())),
+            "}",
+            "",
+            "# Required bindings whose ValueSet cannot be enumerated here (unchecked).",
+            "UNCHECKED_BINDINGS: dict[str, str] = {",
+            *(f"    {py(k)}: {py(v)}," for k, v in sorted(self.unchecked.items())),
+            "}",
+            "",
+            "# ValueSet -> code system -> codes.",
+            "VALUE_SETS: dict[str, dict[str, tuple[str, ...]]] = {",
+        ]
+        for url, codes in sorted(self.value_sets.items()):
+            out.append(f"    {py(url)}: {{")
+            for system, found in sorted(codes.items()):
+                out.append(f"        {py(system)}: ({', '.join(py(c) for c in sorted(found))},),")
+            out.append("    },")
+        out += ["}", ""]
+        return "\n".join(out)
+
+
+def generate(examples: Path, expansions: Path) -> Definitions:
+    sds = [
+        sd
+        for sd in load_json(examples, "StructureDefinition-*.json")
+        if sd["kind"] in ("resource", "complex-type", "primitive-type")
+        and (sd.get("derivation") == "specialization" or sd["type"] in ("Element", "Resource"))
+    ]
+    primitives = {
+        sd["type"]: JSON_KIND.get(sd["type"], "string")
+        for sd in sds
+        if sd["kind"] == "primitive-type"
+    }
+    # Primitive StructureDefinitions only describe `value`; their `_x` companion is an Element.
+    model = build_model(sd for sd in sds if sd["kind"] != "primitive-type")
+    candidates = sorted(
+        sd["type"] for sd in sds if sd["kind"] == "resource" and not sd.get("abstract")
+    )
+    excluded = {}
+    for rt in candidates:
+        differences = r4b_differences(model, rt, set(primitives))
+        if differences:
+            more = f" (+{len(differences) - 1} more)" if len(differences) > 1 else ""
+            excluded[rt] = f"{differences[0]}{more}"
+    resource_types = [rt for rt in candidates if rt not in excluded]
+    keep = reachable(model, [*resource_types, *BASES])
+    datatypes = sorted(k for k in keep if k[0].isupper() and "." not in k and k not in candidates)
+    detached = {}
+    for dt in datatypes:
+        if dt in BASES:
+            continue
+        for d in r4b_differences(model, dt, set(primitives)):
+            if not d.detachable:
+                raise SystemExit(f"R4B datatype difference needs a decision: {d}")
+            element = model[d.key][d.name.lstrip("_")]
+            detached[f"{d.key}.{d.name}"] = "Element" if d.name.startswith("_") else element.type
+    model = {k: v for k, v in model.items() if k in keep}
+
+    terminology = Terminology(
+        value_sets={vs["url"]: vs for vs in load_json(examples, "ValueSet-*.json")},
+        expansions={vs["url"]: vs for vs in load_json(expansions, "ValueSet-*.json")},
+        code_systems={cs["url"]: cs for cs in load_json(examples, "CodeSystem-*.json")},
+    )
+    bindings: dict[str, str] = {}
+    unchecked: dict[str, str] = {}
+    value_sets: dict[str, Codes] = {}
+    for key, elements in model.items():
+        for name, e in elements.items():
+            if e.binding is None or e.type not in BINDABLE:
+                continue
+            where = f"{key}.{name}"
+            try:
+                value_sets.setdefault(e.binding, terminology.enumerate(e.binding))
+                bindings[where] = e.binding
+            except NotEnumerable as reason:
+                unchecked[where] = f"{e.binding}: {reason}"
+    return Definitions(
+        resource_types, excluded, detached, primitives, model, bindings, unchecked, value_sets
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--package-dir", type=Path, help=f"unpacked {EXAMPLES_PACKAGE}")
+    parser.add_argument("--expansions-dir", type=Path, help=f"unpacked {EXPANSIONS_PACKAGE}")
+    parser.add_argument("--cache-dir", type=Path, default=CACHE)
+    parser.add_argument("--output", type=Path, default=OUTPUT)
+    parser.add_argument("--check", action="store_true", help="fail if the output is stale")
+    args = parser.parse_args(argv)
+    examples = args.package_dir or fetch(EXAMPLES_PACKAGE, args.cache_dir)
+    expansions = args.expansions_dir or fetch(EXPANSIONS_PACKAGE, args.cache_dir)
+    text = generate(examples, expansions).render()
+    if args.check:
+        current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
+        if current != text:
+            print(f"{args.output} is stale; re-run {Path(__file__).name}", file=sys.stderr)
+            return 1
+        return 0
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text, encoding="utf-8")
+    print(f"wrote {args.output} ({len(text) // 1024} KiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
