@@ -55,6 +55,7 @@ def test_transaction_is_atomic(fhir: Fhir) -> None:
     outcome = response.json()
     assert outcome["resourceType"] == "OperationOutcome"
     assert "Bundle.entry[1]" in outcome["issue"][0]["diagnostics"]
+    assert outcome["issue"][0]["expression"] == ["Bundle.entry[1].resource.gender"]
     assert fhir.get("Patient").json()["total"] == 0
     assert fhir.get("_history").json()["total"] == 0
 

@@ -44,13 +44,20 @@ class Entry:
     request: FhirRequest
 
 
+def _in_entry(index: int, expression: str) -> str:
+    """`Patient.gender` of entry 1 -> `Bundle.entry[1].resource.gender`."""
+    head, _, rest = expression.partition(".")
+    inner = rest if head[:1].isupper() and rest else expression
+    return f"Bundle.entry[{index}].resource.{inner}"
+
+
 def _entry_error(index: int, error: FhirError) -> FhirError:
     """The same error, its expressions and message prefixed with the failing entry."""
     issues = tuple(
         replace(
             i,
             diagnostics=f"Bundle.entry[{index}]: {i.diagnostics}",
-            expression=tuple(f"Bundle.entry[{index}].resource.{e}" for e in i.expression)
+            expression=tuple(_in_entry(index, e) for e in i.expression)
             or (f"Bundle.entry[{index}]",),
         )
         for i in error.issues

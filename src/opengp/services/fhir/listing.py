@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -73,7 +73,7 @@ def _bundle(
         {
             "resourceType": "Bundle",
             "id": str(uuid.uuid4()),
-            "meta": {"lastUpdated": instant(datetime.now().astimezone())},
+            "meta": {"lastUpdated": instant(datetime.now(UTC))},
             "type": kind,
             "total": total,
             "link": links,
