@@ -5,7 +5,7 @@ BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 SOURCES = src tests scripts benchmarks
 
-.PHONY: install demo serve test check format bench clean
+.PHONY: install demo serve test check format bench clean fhir-definitions
 
 install: $(STAMP)
 
@@ -32,7 +32,12 @@ format: install
 	$(BIN)/ruff format $(SOURCES)
 	$(BIN)/ruff check --fix $(SOURCES)
 
-test: check
+# The official R4 packages: the generated definitions must match them, and the validation
+# tests run every official example (fetched with npm into build/fhir-packages).
+fhir-definitions: install
+	$(BIN)/python scripts/generate_fhir_definitions.py --check
+
+test: check fhir-definitions
 	$(BIN)/pytest
 
 bench: install

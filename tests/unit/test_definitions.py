@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -20,6 +19,7 @@ from opengp.fhir.definitions import (
     UNCHECKED_BINDINGS,
     r4,
 )
+from tests.fhir_packages import package_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -164,16 +164,6 @@ def test_r4b_gaps_are_detached() -> None:
 # --- the generator ----------------------------------------------------------------------
 
 
-def _package(name: str, fallback: str) -> Path | None:
-    for candidate in (
-        ROOT / "build" / "fhir-packages" / f"{name}-4.0.1" / "package",
-        Path(fallback),
-    ):
-        if (candidate / "package.json").exists():
-            return candidate
-    return None
-
-
 def _generator() -> ModuleType:
     spec = importlib.util.spec_from_file_location(
         "generate_fhir_definitions", ROOT / "scripts" / "generate_fhir_definitions.py"
@@ -185,12 +175,8 @@ def _generator() -> ModuleType:
     return module
 
 
-EXAMPLES = _package(
-    "hl7.fhir.r4.examples", os.environ.get("OPENGP_R4_EXAMPLES", "/tmp/r4/ex/package")
-)
-EXPANSIONS = _package(
-    "hl7.fhir.r4.expansions", os.environ.get("OPENGP_R4_EXPANSIONS", "/tmp/r4/exp/package")
-)
+EXAMPLES = package_dir("hl7.fhir.r4.examples")
+EXPANSIONS = package_dir("hl7.fhir.r4.expansions")
 
 
 @pytest.mark.skipif(

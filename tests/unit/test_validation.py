@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 from opengp.fhir.definitions import EXCLUDED_RESOURCE_TYPES
 from opengp.fhir.errors import InvalidResource
 from opengp.fhir.validation import MAX_ISSUES, validate_resource
+from tests.fhir_packages import package_dir
 
 FIXTURES = Path(__file__).parent / "fixtures" / "r4-examples"
 VALID_FIXTURES = sorted(
@@ -401,15 +401,7 @@ def test_issues_are_capped() -> None:
 
 
 def _examples_dir() -> Path | None:
-    root = Path(__file__).resolve().parents[2]
-    for candidate in (
-        os.environ.get("OPENGP_R4_EXAMPLES"),
-        root / "build" / "fhir-packages" / "hl7.fhir.r4.examples-4.0.1" / "package",
-        "/tmp/r4/ex/package",
-    ):
-        if candidate and (Path(candidate) / "package.json").exists():
-            return Path(candidate)
-    return None
+    return package_dir("hl7.fhir.r4.examples")
 
 
 # Official examples that are genuinely invalid R4.
