@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,43 +10,16 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opengp.api import health, landing
 from opengp.api.fhir import FhirEndpoint, error_response
-from opengp.api.metrics import Metrics, MetricsMiddleware
+from opengp.api.metrics import Metrics, RequestMiddleware
 from opengp.config import Settings
-from opengp.fhir.errors import FhirError, ServerError
+from opengp.fhir.errors import FhirError
 from opengp.store import ResourceStore
 from opengp.store.sql import SqlStore
 
-log = logging.getLogger("opengp")
 FHIR_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
-
-
-class CatchAll:
-    """Last line of defence: an unexpected error becomes a logged 500, never a stack trace."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = False
-
-        async def tracking(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking)
-        except Exception:
-            # No request details: they may carry patient data.
-            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("type"))
-            if started or scope["type"] != "http":
-                raise
-            failure = ServerError("the server failed to handle the request; it has been logged")
-            await error_response(failure)(scope, receive, send)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -83,6 +55,5 @@ def create_app(settings: Settings | None = None, store: ResourceStore | None = N
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,
     )
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
-    app.add_middleware(CatchAll)
+    app.add_middleware(RequestMiddleware, metrics=metrics)
     return app

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from starlette.testclient import TestClient
 
+from opengp.app import create_app
+from opengp.config import Settings
+from opengp.store.sql import SqlStore
 from tests.functional.conftest import FHIR_JSON, Fhir, patient
 
 
@@ -163,3 +167,22 @@ def test_long_identifiers_are_stored_and_found(fhir: Fhir) -> None:
     created = fhir.create(body)
     found = fhir.get(f"Patient?identifier={long_value}").json()
     assert [e["resource"]["id"] for e in found["entry"]] == [created["id"]]
+
+
+class _FailingStore(SqlStore):
+    """A real store whose reads fail unexpectedly, as a lost database connection would."""
+
+    def reading(self):  # type: ignore[no-untyped-def,override]
+        raise RuntimeError("secret detail: Patient 9434765919")
+
+
+def test_an_unexpected_failure_is_a_500_outcome_that_reveals_nothing(
+    settings: Settings, store: SqlStore
+) -> None:
+    failing = _FailingStore(store.engine)
+    with TestClient(create_app(settings, failing), raise_server_exceptions=False) as client:
+        response = client.get("/fhir/Patient/1")
+        assert response.status_code == 500
+        assert response.json()["issue"][0]["code"] == "exception"
+        assert "9434765919" not in response.text
+        assert 'status="500"' in client.get("/metrics").text

@@ -1,7 +1,13 @@
-"""Prometheus metrics: request counts and latencies by route kind, never by patient data."""
+"""Every request passes here once: counted and timed for Prometheus, and guarded so that an
+unexpected error becomes a logged 500 OperationOutcome, never a stack trace.
+
+Labels are coarse (method, first path segment, FHIR type, status): ids never become labels,
+and nothing about a request is logged, since it may carry patient data.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
 
 from prometheus_client import (
@@ -14,6 +20,11 @@ from prometheus_client import (
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from opengp.api.fhir import error_response
+from opengp.fhir.errors import ServerError
+
+log = logging.getLogger("opengp")
 
 
 class Metrics:
@@ -44,7 +55,7 @@ def area(path: str) -> str:
     return parts[0] or "root"
 
 
-class MetricsMiddleware:
+class RequestMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
@@ -54,7 +65,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        status = 500
+        status = 0
 
         async def record(message: Message) -> None:
             nonlocal status
@@ -64,7 +75,14 @@ class MetricsMiddleware:
 
         try:
             await self.app(scope, receive, record)
+        except Exception:
+            log.exception("unhandled error on %s", scope["method"])
+            if status:  # the response had started: nothing sensible can follow it
+                raise
+            status = 500
+            failure = ServerError("the server failed to handle the request; it has been logged")
+            await error_response(failure)(scope, receive, send)
         finally:
             label = area(scope["path"])
-            self.metrics.requests.labels(scope["method"], label, str(status)).inc()
+            self.metrics.requests.labels(scope["method"], label, str(status or 500)).inc()
             self.metrics.latency.labels(scope["method"], label).observe(time.perf_counter() - start)

@@ -6,7 +6,8 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
+from sqlalchemy import Connection, Engine, Insert, Table, create_engine, event, make_url, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
 
 
@@ -23,7 +24,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed, **kwargs)
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
+        # No pre-ping: it costs a round trip per request. A connection broken by a database
+        # restart is discarded by the pool when it fails (that one request answers 500).
+        return create_engine(parsed, pool_size=10, max_overflow=20, **kwargs)
     raise ValueError(
         f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql"
     )
@@ -51,10 +54,27 @@ def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
     def _begin(conn: Connection) -> None:
         # Writers take the write lock up front (BEGIN IMMEDIATE): two writers can then never
         # deadlock upgrading read locks, and check-then-write steps are serialised.
-        mode = "IMMEDIATE" if conn.get_execution_options().get("opengp_write") else "DEFERRED"
+        options = conn.get_execution_options()
+        if options.get("opengp_autocommit"):
+            return  # reads: no BEGIN, so each statement runs on its own (see AUTOCOMMIT)
+        mode = "IMMEDIATE" if options.get("opengp_write") else "DEFERRED"
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+# Execution options that make a connection run each statement on its own. SQLite's must not
+# use SQLAlchemy's AUTOCOMMIT level: resetting it would re-enable pysqlite's own BEGINs.
+AUTOCOMMIT: dict[str, dict[str, Any]] = {
+    "sqlite": {"opengp_autocommit": True},
+    "postgresql": {"isolation_level": "AUTOCOMMIT"},
+}
+
+
+def insert_or_ignore(table: Table, dialect: str) -> Insert:
+    """INSERT that returns the new row's key, and nothing when the primary key exists."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
 
 
 def serialise(conn: Connection, key: str) -> None:

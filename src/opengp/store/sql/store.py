@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.elements import ColumnElement
 
 from opengp.fhir import jsonio
@@ -34,6 +46,30 @@ def _stored(row: Any) -> StoredResource:
     )
 
 
+# Statements are built once: building a SQLAlchemy statement per call costs more than
+# running it (see docs/benchmarks.md, "Where the time goes").
+_r, _v, _i = resource.c, resource_version.c, identifier_index.c
+SELECT_CURRENT = select(resource).where(
+    _r.resource_type == bindparam("rt"), _r.id == bindparam("rid")
+)
+SELECT_CURRENT_FOR_UPDATE = SELECT_CURRENT.with_for_update()
+SELECT_VERSION = select(resource_version).where(
+    _v.resource_type == bindparam("rt"),
+    _v.id == bindparam("rid"),
+    _v.version_id == bindparam("vid"),
+)
+UPDATE_CURRENT = update(resource).where(
+    _r.resource_type == bindparam("rt"),
+    _r.id == bindparam("rid"),
+    _r.version_id == bindparam("prev"),
+)
+INSERT_VERSION = insert(resource_version)
+INSERT_INDEX = insert(identifier_index)
+DELETE_INDEX = delete(identifier_index).where(
+    _i.resource_type == bindparam("rt"), _i.resource_id == bindparam("rid")
+)
+
+
 class SqlReadTransaction:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -41,21 +77,13 @@ class SqlReadTransaction:
     def current(
         self, resource_type: str, id: str, *, for_update: bool = False
     ) -> StoredResource | None:
-        query = select(resource).where(
-            resource.c.resource_type == resource_type, resource.c.id == id
-        )
-        if for_update:
-            query = query.with_for_update()
-        row = self.conn.execute(query).first()
+        query = SELECT_CURRENT_FOR_UPDATE if for_update else SELECT_CURRENT
+        row = self.conn.execute(query, {"rt": resource_type, "rid": id}).first()
         return None if row is None else _stored(row)
 
     def version(self, resource_type: str, id: str, version_id: int) -> StoredResource | None:
-        v = resource_version.c
-        row = self.conn.execute(
-            select(resource_version).where(
-                v.resource_type == resource_type, v.id == id, v.version_id == version_id
-            )
-        ).first()
+        params = {"rt": resource_type, "rid": id, "vid": version_id}
+        row = self.conn.execute(SELECT_VERSION, params).first()
         return None if row is None else _stored(row)
 
     def read_many(self, resource_type: str, ids: Sequence[str]) -> list[StoredResource]:
@@ -135,6 +163,7 @@ class SqlWriteTransaction(SqlReadTransaction):
     def __init__(self, conn: Connection, clock: Clock) -> None:
         super().__init__(conn)
         self.clock = clock
+        self.insert_current = dialects.insert_or_ignore(resource, conn.dialect.name)
 
     def serialise(self, key: str) -> None:
         dialects.serialise(self.conn, key)
@@ -165,7 +194,7 @@ class SqlWriteTransaction(SqlReadTransaction):
         }
         self._write_current(resource_type, id, values, previous)
         self._append_version(resource_type, id, values, method)
-        self._reindex(resource_type, id, normalised)
+        self._reindex(resource_type, id, normalised, fresh=previous is None)
         return StoredResource(resource_type, id, version_id, now, False, content)
 
     def delete(self, previous: StoredResource) -> StoredResource:
@@ -181,46 +210,34 @@ class SqlWriteTransaction(SqlReadTransaction):
     def _write_current(
         self, resource_type: str, id: str, values: dict[str, Any], previous: StoredResource | None
     ) -> None:
-        r = resource.c
         if previous is None:
-            try:
-                with self.conn.begin_nested():
-                    self.conn.execute(
-                        insert(resource).values(resource_type=resource_type, id=id, **values)
-                    )
-            except IntegrityError as exc:
-                raise WriteConflict(f"{resource_type}/{id} was created concurrently") from exc
+            # A concurrent create of the same id makes this insert a no-op, not an error that
+            # would abort the transaction.
+            params = {"resource_type": resource_type, "id": id, **values}
+            if self.conn.execute(self.insert_current, params).first() is None:
+                raise WriteConflict(f"{resource_type}/{id} was created concurrently")
             return
         # Optimistic lock: only the transaction that read `previous` may write the next version.
-        done = self.conn.execute(
-            update(resource)
-            .where(
-                r.resource_type == resource_type, r.id == id, r.version_id == previous.version_id
-            )
-            .values(**values)
-        )
-        if done.rowcount != 1:
+        params = {"rt": resource_type, "rid": id, "prev": previous.version_id, **values}
+        if self.conn.execute(UPDATE_CURRENT, params).rowcount != 1:
             raise WriteConflict(f"{resource_type}/{id} was changed concurrently")
 
     def _append_version(
         self, resource_type: str, id: str, values: dict[str, Any], method: str
     ) -> None:
-        self.conn.execute(
-            insert(resource_version).values(
-                resource_type=resource_type, id=id, method=method, **values
-            )
-        )
+        params = {"resource_type": resource_type, "id": id, "method": method, **values}
+        self.conn.execute(INSERT_VERSION, params)
 
-    def _reindex(self, resource_type: str, id: str, body: dict[str, Any] | None) -> None:
+    def _reindex(
+        self, resource_type: str, id: str, body: dict[str, Any] | None, *, fresh: bool = False
+    ) -> None:
         """Search indexing runs here, inside the resource's own transaction."""
-        i = identifier_index.c
-        self.conn.execute(
-            delete(identifier_index).where(i.resource_type == resource_type, i.resource_id == id)
-        )
+        if not fresh:  # a brand-new resource has no rows to replace
+            self.conn.execute(DELETE_INDEX, {"rt": resource_type, "rid": id})
         rows = identifier_rows(body) if body is not None else []
         if rows:
             self.conn.execute(
-                insert(identifier_index),
+                INSERT_INDEX,
                 [
                     {"resource_type": resource_type, "resource_id": id, "system": s, "value": v}
                     for s, v in rows
@@ -234,6 +251,10 @@ class SqlStore:
     def __init__(self, engine: Engine, clock: Clock = utc_now_ms) -> None:
         self.engine = engine
         self.clock = clock
+        self.dialect = engine.dialect.name
+        self.write_queue: AbstractContextManager[Any] = (
+            threading.Lock() if self.dialect == "sqlite" else nullcontext()
+        )
 
     @classmethod
     def from_url(cls, url: str, clock: Clock = utc_now_ms) -> SqlStore:
@@ -241,12 +262,16 @@ class SqlStore:
 
     @contextmanager
     def reading(self) -> Iterator[SqlReadTransaction]:
-        with self.engine.connect() as conn, conn.begin():
-            yield SqlReadTransaction(conn)
+        # Reads run without BEGIN/COMMIT: each statement sees committed data, and a
+        # primary-key read costs one round trip instead of three.
+        with self.engine.connect() as conn:
+            yield SqlReadTransaction(conn.execution_options(**dialects.AUTOCOMMIT[self.dialect]))
 
     @contextmanager
     def writing(self) -> Iterator[SqlWriteTransaction]:
-        with self.engine.connect() as conn:
+        # SQLite has one writer at a time; queueing this process's writers on a lock keeps
+        # them out of SQLite's sleep-and-retry busy loop (which gave p99s of ~0.5 s).
+        with self.write_queue, self.engine.connect() as conn:
             conn = conn.execution_options(opengp_write=True)
             try:
                 with conn.begin():
