@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from opengp.fhir.definitions.r4 import RESOURCE_TYPES
-from opengp.fhir.errors import BadRequest, Conflict, MethodNotAllowed, NotFound
+from opengp.fhir.errors import BadRequest, Conflict, FhirError, MethodNotAllowed, NotFound
 from opengp.fhir.references import is_valid_id
 from opengp.services.fhir import bundles, capabilities, interactions, listing
 from opengp.services.fhir.interactions import Context
@@ -163,6 +163,17 @@ def _retrying(store: ResourceStore, work: Callable[[Any], Any]) -> Any:
         except WriteConflict:
             continue
     raise Conflict("the resource is being changed by others; try again")
+
+
+POINT_READS = frozenset({"read", "vread"})
+
+
+def is_point_read(request: FhirRequest) -> bool:
+    """A read of one resource by id: a single primary-key lookup."""
+    try:
+        return route(request)[0].interaction in POINT_READS
+    except FhirError:
+        return False
 
 
 def dispatch(store: ResourceStore, request: FhirRequest, ctx: Context) -> FhirResponse:
