@@ -41,7 +41,7 @@ test: check fhir-definitions
 	$(BIN)/pytest
 
 bench: install
-	$(BIN)/python -m benchmarks.crud --out docs/benchmarks
+	$(BIN)/python -m benchmarks $(WORKLOADS) --out docs/benchmarks
 
 clean:
 	rm -rf $(VENV) build .mypy_cache .pytest_cache .ruff_cache

@@ -14,7 +14,6 @@ import json
 import os
 import platform
 import random
-import secrets
 import sqlite3
 import subprocess
 import sys
@@ -31,14 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import psycopg
-from sqlalchemy import make_url
 
 from benchmarks.floor import PostgresFloor, SqliteFloor, row
-from benchmarks.harness import Http, Process, Workload, measure
+from benchmarks.harness import Http, Process, Workload, fresh_postgres, measure
 from benchmarks.payloads import patient, transaction
 
-POSTGRES_DEFAULT = "postgresql://postgres@127.0.0.1:5432/postgres"
 PACKAGES = ("uvicorn", "starlette", "sqlalchemy", "psycopg", "orjson", "fhir.resources", "pydantic")
 TARGETS = {"create_vs_floor_insert": 3.0, "read_vs_floor_select_plus_http": 2.0}
 
@@ -65,21 +61,11 @@ def sqlite_database(tmp: Path) -> Iterator[Database]:
 
 @contextmanager
 def postgres_database() -> Iterator[Database]:
-    admin = os.environ.get("OPENGP_TEST_POSTGRES_URL", POSTGRES_DEFAULT)
-    name = f"opengp_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-        major, minor = divmod(conn.info.server_version, 10000)
-        version = f"{major}.{minor}"
-    try:
-        url = make_url(admin).set(database=name).render_as_string(hide_password=False)
+    with fresh_postgres() as (url, version):
         command = [sys.executable, "-m", "opengp", "db", "upgrade", "--database", url]
         subprocess.run(command, check=True, capture_output=True)
         PostgresFloor.setup(url)  # in the server's own database
         yield Database("postgres", url, lambda: PostgresFloor(url), version)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def workloads(db: Database, fhir: Process, minimal: Process, n: int) -> list[Workload]:

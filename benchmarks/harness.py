@@ -5,19 +5,27 @@ from __future__ import annotations
 import http.client
 import math
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
+from sqlalchemy import make_url
+
 ROOT = Path(__file__).resolve().parents[1]
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
+
+
+POSTGRES_DEFAULT = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def free_port() -> int:
@@ -239,3 +247,24 @@ def measure(
             m.round(max(threads, m.work.n // rounds))
         progress(f"  round {r + 1}/{rounds} done in {time.perf_counter() - t0:.1f}s")
     return {m.work.name: m.summary() for m in measures}
+
+
+@contextmanager
+def fresh_postgres(prefix: str = "opengp_bench") -> Iterator[tuple[str, str]]:
+    """A new, empty PostgreSQL database on $OPENGP_TEST_POSTGRES_URL: (url, server version).
+
+    Dropped afterwards, connections and all.
+    """
+    admin = os.environ.get("OPENGP_TEST_POSTGRES_URL", POSTGRES_DEFAULT)
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+        major, minor = divmod(conn.info.server_version, 10000)
+    try:
+        yield (
+            make_url(admin).set(database=name).render_as_string(hide_password=False),
+            (f"{major}.{minor}"),
+        )
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

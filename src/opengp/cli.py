@@ -9,6 +9,8 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
 
 from opengp.config import ConfigError, Settings
 
@@ -63,10 +65,50 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from opengp.services.seed import seed_demo
+    from tqdm import tqdm
 
-    settings = _settings(args)
-    print(seed_demo(settings, patients=args.patients, seed=args.seed))
+    from opengp.demo.load import seed, write_ndjson
+    from opengp.demo.model import DemoConfig
+    from opengp.store.migrate import upgrade
+    from opengp.store.sql import SqlStore
+
+    config = DemoConfig(patients=args.patients, seed=args.seed, as_of=args.as_of or date.today())
+    # A bar on a terminal; nothing when the output is a log (disable=None).
+    bar = tqdm(total=config.patients, unit="patient", file=sys.stderr, disable=None)
+
+    def progress(kind: str, patients: int) -> None:
+        bar.n = patients
+        bar.set_postfix_str(kind, refresh=False)
+        bar.refresh()
+
+    try:
+        if args.ndjson:
+            result = write_ndjson(config, Path(args.ndjson), progress)
+            where = f"NDJSON files in {args.ndjson}"
+        else:
+            settings = _settings(args)
+            store = SqlStore.from_url(settings.database_url)
+            try:
+                upgrade(store.engine)
+                result = seed(store, config, progress)
+            finally:
+                store.dispose()
+            where = _redacted(settings.database_url)
+    finally:
+        bar.close()
+    if result.reused:
+        print(f"The demo practice (seed {config.seed}) is already in {where}: reusing it.")
+    else:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(result.counts.items()))
+        print(
+            f"Demo practice: {config.patients} patients, {result.total} resources"
+            f" in {result.seconds:.1f} s into {where}.\n  {kinds}"
+        )
+    if not args.ndjson:
+        print(
+            "Serve it with 'opengp serve' and open http://127.0.0.1:8000/fhir/Patient.\n"
+            "This build has no sign-in yet: the API is open, so keep it on 127.0.0.1."
+        )
 
 
 def _redacted(url: str) -> str:
@@ -83,6 +125,13 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be at least 1")
     return value
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-21") from None
 
 
 def _port(text: str) -> int:
@@ -113,6 +162,8 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--patients", type=_positive, default=1000)
     demo.add_argument("--seed", type=int, default=1)
     demo.add_argument("--database", help=DATABASE_HELP)
+    demo.add_argument("--as-of", type=_date, help="the practice's today (default: today)")
+    demo.add_argument("--ndjson", metavar="DIR", help="write NDJSON files instead of loading")
     demo.set_defaults(run=cmd_demo)
     return root
 

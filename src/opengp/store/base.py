@@ -90,6 +90,9 @@ class WriteTransaction(ReadTransaction, Protocol):
 
     def delete(self, previous: StoredResource) -> StoredResource: ...
 
+    def create_many(self, resources: Sequence[dict[str, Any]]) -> None:
+        """Bulk-create new, already-validated resources (version 1 each)."""
+
 
 class ResourceStore(Protocol):
     # True when reading one resource by id is fast and never waits on other transactions,

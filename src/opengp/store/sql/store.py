@@ -70,6 +70,21 @@ DELETE_INDEX = delete(identifier_index).where(
 )
 
 
+def _normalise(
+    resource_type: str, id: str, body: dict[str, Any], version_id: int, now: datetime
+) -> tuple[dict[str, Any], bytes]:
+    """The resource as stored: resourceType, id and meta first, meta carrying the version.
+
+    Normalised once; these bytes are served on every read.
+    """
+    meta = dict(body.get("meta") or {})
+    meta["versionId"] = str(version_id)
+    meta["lastUpdated"] = instant(now)
+    normalised = {"resourceType": resource_type, "id": id, "meta": meta}
+    normalised.update((k, v) for k, v in body.items() if k not in normalised)
+    return normalised, jsonio.dumps(normalised)
+
+
 class SqlReadTransaction:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -179,13 +194,7 @@ class SqlWriteTransaction(SqlReadTransaction):
     ) -> StoredResource:
         version_id = 1 if previous is None else previous.version_id + 1
         now = self.clock()
-        meta = dict(body.get("meta") or {})
-        meta["versionId"] = str(version_id)
-        meta["lastUpdated"] = instant(now)
-        # Normalise once: resourceType, id and meta first; these bytes are served on read.
-        normalised = {"resourceType": resource_type, "id": id, "meta": meta}
-        normalised.update((k, v) for k, v in body.items() if k not in normalised)
-        content = jsonio.dumps(normalised)
+        normalised, content = _normalise(resource_type, id, body, version_id, now)
         values = {
             "version_id": version_id,
             "last_updated": now,
@@ -196,6 +205,40 @@ class SqlWriteTransaction(SqlReadTransaction):
         self._append_version(resource_type, id, values, method)
         self._reindex(resource_type, id, normalised, fresh=previous is None)
         return StoredResource(resource_type, id, version_id, now, False, content)
+
+    def create_many(self, resources: Sequence[dict[str, Any]]) -> None:
+        """Create many new resources (each with resourceType and id) in a few statements.
+
+        The bulk path for trusted, already-validated data (the synthetic practice, imports
+        that validated their input): version 1 of each, indexed like `save`. An id that
+        already exists fails the whole transaction.
+        """
+        now = self.clock()
+        current: list[dict[str, Any]] = []
+        index_rows: list[dict[str, Any]] = []
+        for body in resources:
+            resource_type, id = body["resourceType"], body["id"]
+            normalised, content = _normalise(resource_type, id, body, 1, now)
+            current.append(
+                {
+                    "resource_type": resource_type,
+                    "id": id,
+                    "version_id": 1,
+                    "last_updated": now,
+                    "deleted": False,
+                    "content": content,
+                }
+            )
+            index_rows += [
+                {"resource_type": resource_type, "resource_id": id, "system": s, "value": v}
+                for s, v in identifier_rows(normalised)
+            ]
+        if not current:
+            return
+        self.conn.execute(insert(resource), current)
+        self.conn.execute(INSERT_VERSION, [dict(row, method="POST") for row in current])
+        if index_rows:
+            self.conn.execute(INSERT_INDEX, index_rows)
 
     def delete(self, previous: StoredResource) -> StoredResource:
         now = self.clock()
