@@ -34,6 +34,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from opengp.demo.model import ODS_SYSTEM, DemoConfig, Practice, Site, StaffMember, demo_id, stream
+from opengp.demo.people import TOWN as PATIENTS_TOWN
 from opengp.terminology import concept
 
 STAFF_NUMBER_SYSTEM = "https://opengp.example/Id/staff-number"
@@ -226,7 +227,8 @@ def build_practice(config: DemoConfig) -> tuple[Practice, list[dict[str, Any]]]:
     then each member of staff's Practitioner and PractitionerRole."""
     rng = stream(config, "practice")
     ods_code = f"Y{rng.randrange(10_000, 100_000)}"
-    town, branch_town = rng.sample(TOWNS, 2)
+    # The main surgery is in the town its patients live in (people.TOWN); a branch nearby.
+    town, branch_town = PATIENTS_TOWN, rng.choice([t for t in TOWNS if t != PATIENTS_TOWN])
     street, branch_street = rng.sample(STREETS, 2)
     name = rng.choice(PRACTICE_FORMS).format(town=town, street=street.split()[0])
     phones = iter(rng.sample(range(1000), 8))
