@@ -3,3 +3,6 @@
 from opengp.store.sql.store import SqlStore
 
 __all__ = ["SqlStore"]
+
+# The access layer's tables share the store's metadata (and its migrations).
+from opengp.store.sql import access_tables as _access_tables  # noqa: F401

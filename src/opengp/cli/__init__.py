@@ -10,9 +10,13 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import date
+from importlib import import_module
 from pathlib import Path
 
 from opengp.config import ConfigError, Settings
+
+# Further commands, each a module here with `register(subparsers)`.
+COMMAND_MODULES: tuple[str, ...] = ()
 
 DATABASE_HELP = "database URL (default: $OPENGP_DATABASE_URL or sqlite:///var/opengp.db)"
 
@@ -165,6 +169,9 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--as-of", type=_date, help="the practice's today (default: today)")
     demo.add_argument("--ndjson", metavar="DIR", help="write NDJSON files instead of loading")
     demo.set_defaults(run=cmd_demo)
+
+    for module in COMMAND_MODULES:
+        import_module(f"opengp.cli.{module}").register(commands)
     return root
 
 
