@@ -14,6 +14,7 @@ from starlette.routing import Route
 from opengp.api import health, landing
 from opengp.api.fhir import FhirEndpoint, error_response
 from opengp.api.metrics import Metrics, RequestMiddleware
+from opengp.api.oauth import OAuthEndpoints
 from opengp.config import Settings
 from opengp.fhir.errors import FhirError
 from opengp.store import ResourceStore
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None, store: ResourceStore | None = N
             the_store.dispose()
 
     fhir = FhirEndpoint(the_store, settings)
+    oauth = OAuthEndpoints(settings, the_store)
     app = Starlette(
         routes=[
             Route("/", landing.landing),
@@ -49,6 +51,7 @@ def create_app(settings: Settings | None = None, store: ResourceStore | None = N
             Route("/healthz", health.healthz),
             Route("/readyz", health.readyz(the_store)),
             Route("/metrics", metrics.endpoint),
+            *oauth.routes(),  # before /fhir/{path}: it holds /fhir/.well-known/...
             Route("/fhir", fhir.handle, methods=FHIR_METHODS),
             Route("/fhir/{path:path}", fhir.handle, methods=FHIR_METHODS),
         ],

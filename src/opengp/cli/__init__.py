@@ -16,7 +16,7 @@ from pathlib import Path
 from opengp.config import ConfigError, Settings
 
 # Further commands, each a module here with `register(subparsers)`.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("audit", "clients", "users")
 
 DATABASE_HELP = "database URL (default: $OPENGP_DATABASE_URL or sqlite:///var/opengp.db)"
 

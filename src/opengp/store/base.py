@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -53,6 +53,39 @@ class HistoryPage:
     next_before_seq: int | None
 
 
+class AuditRecord(Protocol):
+    """One access to append to the audit trail (`opengp.access.audit.AuditEntry`).
+
+    Described here as a shape, not imported, so the store need not know the access layer.
+    """
+
+    @property
+    def action(self) -> str: ...
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def principal(self) -> str: ...
+    @property
+    def on_behalf_of(self) -> str | None: ...
+    @property
+    def client_id(self) -> str | None: ...
+    @property
+    def purpose(self) -> str | None: ...
+    @property
+    def patient_id(self) -> str | None: ...
+    @property
+    def resource_type(self) -> str | None: ...
+    @property
+    def resource_id(self) -> str | None: ...
+    @property
+    def detail(self) -> Mapping[str, Any] | None: ...
+
+
+class AuditLog(Protocol):
+    def audit(self, *entries: AuditRecord) -> None:
+        """Append entries to the audit trail, in order (a batch shares one transaction)."""
+
+
 class ReadTransaction(Protocol):
     def current(
         self, resource_type: str, id: str, *, for_update: bool = False
@@ -93,6 +126,9 @@ class WriteTransaction(ReadTransaction, Protocol):
     def create_many(self, resources: Sequence[dict[str, Any]]) -> None:
         """Bulk-create new, already-validated resources (version 1 each)."""
 
+    def audit(self, *entries: AuditRecord) -> None:
+        """Append to the audit trail in this transaction: committed or rolled back with it."""
+
 
 class ResourceStore(Protocol):
     # True when reading one resource by id is fast and never waits on other transactions,
@@ -102,6 +138,10 @@ class ResourceStore(Protocol):
     def reading(self) -> AbstractContextManager[ReadTransaction]: ...
 
     def writing(self) -> AbstractContextManager[WriteTransaction]: ...
+
+    def auditing(self) -> AbstractContextManager[AuditLog]:
+        """Entries given inside the block are committed together, in one short transaction,
+        when it ends without an exception (reads: before the response is sent)."""
 
     def is_ready(self) -> tuple[bool, str]:
         """Database reachable and migrated to the code's schema (for /readyz)."""

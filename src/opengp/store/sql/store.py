@@ -26,8 +26,15 @@ from sqlalchemy.sql.elements import ColumnElement
 from opengp.fhir import jsonio
 from opengp.fhir.datetimes import instant
 from opengp.search.criteria import Criteria
-from opengp.store.base import HistoryEntry, HistoryPage, HistoryQuery, StoredResource, WriteConflict
-from opengp.store.sql import dialects
+from opengp.store.base import (
+    AuditRecord,
+    HistoryEntry,
+    HistoryPage,
+    HistoryQuery,
+    StoredResource,
+    WriteConflict,
+)
+from opengp.store.sql import audit, dialects
 from opengp.store.sql.indexing import identifier_rows, token_key
 from opengp.store.sql.tables import identifier_index, resource, resource_version
 
@@ -179,6 +186,12 @@ class SqlWriteTransaction(SqlReadTransaction):
         super().__init__(conn)
         self.clock = clock
         self.insert_current = dialects.insert_or_ignore(resource, conn.dialect.name)
+        self.pending_audit = audit.PendingAudit()
+
+    def audit(self, *entries: AuditRecord) -> None:
+        # Appended just before COMMIT (see `SqlStore.writing`), so the chain's lock is held
+        # for the shortest time.
+        self.pending_audit.audit(*entries)
 
     def serialise(self, key: str) -> None:
         dialects.serialise(self.conn, key)
@@ -301,6 +314,8 @@ class SqlStore:
         self.write_queue: AbstractContextManager[Any] = (
             threading.Lock() if self.dialect == "sqlite" else nullcontext()
         )
+        # The store's clock, looked up at each append (tests move it).
+        self.audit_chain = audit.AuditChain(engine, lambda: self.clock(), self.write_queue)
 
     @classmethod
     def from_url(cls, url: str, clock: Clock = utc_now_ms) -> SqlStore:
@@ -321,12 +336,34 @@ class SqlStore:
             conn = conn.execution_options(opengp_write=True)
             try:
                 with conn.begin():
-                    yield SqlWriteTransaction(conn, self.clock)
+                    tx = SqlWriteTransaction(conn, self.clock)
+                    yield tx
+                    head = self.audit_chain.append_in(conn, tx.pending_audit.entries)
+                self.audit_chain.committed(head)
             except OperationalError as exc:
                 # PostgreSQL serialisation failures and deadlocks are safe to retry.
                 if getattr(exc.orig, "sqlstate", None) in ("40001", "40P01"):
                     raise WriteConflict(str(exc.orig)) from exc
                 raise
+
+    @contextmanager
+    def auditing(self) -> Iterator[audit.PendingAudit]:
+        """Collect audit entries (of reads) and commit them in one short transaction.
+
+        Cheap, because the caller waits for it before answering: the commit returns before
+        the log is flushed to disk (PostgreSQL `synchronous_commit = off`, SQLite
+        `synchronous=NORMAL` in WAL mode). A crash of the database server (PostgreSQL) or
+        of the machine (both) can lose the newest such entries, never reorder them or leave
+        a hole: any later durable commit flushes the log up to itself, earlier entries
+        included. A crash of OpenGP itself loses nothing that was committed.
+
+        Never inside `writing()` (on SQLite it would wait for that transaction's own lock):
+        a write transaction records its accesses with its own `audit()`.
+        """
+        pending = audit.PendingAudit()
+        yield pending
+        # Concurrent callers' entries are committed together (see `audit.AuditChain`).
+        self.audit_chain.append_committed(pending.entries)
 
     def is_ready(self) -> tuple[bool, str]:
         from opengp.store.migrate import schema_status

@@ -1,0 +1,221 @@
+"""Access tokens: signed JWTs (RFC 9068 profile), how they are issued, checked and revoked.
+
+A token is a JWS signed with the server's key (`keys.py`), header `typ: at+jwt` and `kid`,
+claims:
+
+    iss        the server's base URL (the OAuth2 issuer)
+    aud        the FHIR base URL: the only resource server the token is for
+    sub        the client id (system clients); later, the user
+    client_id  the client the token was issued to
+    scope      space-separated SMART scopes granted
+    jti        random id, for revocation
+    iat, exp   issued and expiry times (5 minutes for system clients by default)
+    purpose    the client's registered purpose: direct-care | migration
+
+Issuing goes through Authlib's RFC 9068 generator (`AccessTokenGenerator`), signing through
+joserfc. `verify_access_token` refuses a token for a distinct reason each way it can be bad.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from authlib.oauth2.rfc9068 import (  # type: ignore[import-untyped]
+    JWTBearerTokenGenerator,
+)
+from joserfc import jwt
+from joserfc.errors import (
+    BadSignatureError,
+    ExpiredTokenError,
+    InvalidClaimError,
+    InvalidKeyIdError,
+    JoseError,
+    MissingClaimError,
+    UnsupportedAlgorithmError,
+)
+from joserfc.jwk import KeySet
+from joserfc.jwt import ClaimsOption
+from sqlalchemy import Connection, delete, select
+
+from opengp.access.keys import SigningKey
+from opengp.access.principal import Principal
+from opengp.store.sql import dialects
+from opengp.store.sql.access_tables import revoked_token
+
+TOKEN_TYPE = "at+jwt"  # noqa: S105 (RFC 9068 §2.1, not a secret)
+# Our own servers' clocks may differ slightly; clients' tokens are checked without mercy.
+LEEWAY_SECONDS = 5
+REQUIRED_CLAIMS = ("iss", "aud", "sub", "client_id", "scope", "jti", "iat", "exp")
+
+
+@dataclass(frozen=True, slots=True)
+class TokenAuthority:
+    """Who issues tokens, for which resource server, signed with which key."""
+
+    issuer: str  # the server's base URL, e.g. https://gp.example.nhs.uk
+    audience: str  # the FHIR base URL, e.g. https://gp.example.nhs.uk/fhir
+    key: SigningKey
+
+
+class TokenRejected(Exception):
+    """The token is not acceptable; `reason` says why (one word, safe to log and to send)."""
+
+    REASONS = (
+        "malformed",  # not a compact JWS, or its JSON is broken
+        "algorithm-not-allowed",  # alg none, HS256, or any other than ours
+        "bad-signature",  # not signed by our key
+        "wrong-type",  # a JWT, but not an access token (typ is not at+jwt)
+        "wrong-issuer",
+        "wrong-audience",
+        "expired",
+        "not-yet-valid",  # iat or nbf in the future
+        "missing-claim",
+        "revoked",
+    )
+
+    def __init__(self, reason: str, detail: str) -> None:
+        assert reason in self.REASONS
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    """A verified access token's claims."""
+
+    issuer: str
+    audience: str
+    subject: str
+    client_id: str
+    scopes: tuple[str, ...]
+    jti: str
+    issued_at: datetime
+    expires_at: datetime
+    purpose: str | None
+    claims: dict[str, Any]
+
+    def principal(self, display: str | None = None) -> Principal:
+        """The principal of a system client (client-credentials tokens)."""
+        return Principal(
+            kind="system",
+            id=self.client_id,
+            display=display or self.client_id,
+            scopes=frozenset(self.scopes),
+            purpose=self.purpose,
+            client_id=self.client_id,
+        )
+
+
+class TokenClient(Protocol):
+    """What the generator needs of a client (an Authlib ClientMixin with a purpose)."""
+
+    purpose: str
+
+    def get_client_id(self) -> str: ...
+
+
+class AccessTokenGenerator(JWTBearerTokenGenerator):  # type: ignore[misc]
+    """Authlib's RFC 9068 generator, with our audience, purpose claim and token lifetime."""
+
+    def __init__(self, authority: TokenAuthority, lifetime_seconds: int) -> None:
+        super().__init__(
+            issuer=authority.issuer,
+            alg=authority.key.alg,
+            expires_generator=lambda client, grant_type: lifetime_seconds,
+        )
+        self.authority = authority
+
+    def get_jwks(self) -> KeySet:
+        return self.authority.key.signing_keys()
+
+    def get_audiences(self, client: TokenClient, user: object, scope: str) -> str:
+        return self.authority.audience
+
+    def get_jti(self, client: TokenClient, grant_type: str, user: object, scope: str) -> str:
+        return secrets.token_urlsafe(24)  # 192 bits
+
+    def get_extra_claims(
+        self, client: TokenClient, grant_type: str, user: object, scope: str
+    ) -> dict[str, Any]:
+        return {"purpose": client.purpose}
+
+
+def verify_access_token(
+    token: str, authority: TokenAuthority, conn: Connection, *, now: datetime | None = None
+) -> AccessClaims:
+    """The claims of a valid access token; `TokenRejected` with the reason otherwise.
+
+    Checks, in order: a compact JWS with our algorithm (never `none`), our signature,
+    typ at+jwt, issuer, audience, expiry and the other required claims, and that its jti was
+    not revoked (which needs `conn`, a connection to the store).
+    """
+    moment = now or datetime.now(UTC)
+    try:
+        decoded = jwt.decode(token, authority.key.public, algorithms=[authority.key.alg])
+    except UnsupportedAlgorithmError as exc:
+        raise TokenRejected("algorithm-not-allowed", exc.description) from None
+    except (BadSignatureError, InvalidKeyIdError):
+        raise TokenRejected("bad-signature", "not signed by this server's key") from None
+    except (JoseError, ValueError, TypeError):
+        raise TokenRejected("malformed", "not a compact JWS with a JSON payload") from None
+    if decoded.header.get("typ") != TOKEN_TYPE:
+        raise TokenRejected("wrong-type", f"typ must be {TOKEN_TYPE}")
+    claims = decoded.claims
+    options: dict[str, ClaimsOption] = {name: {"essential": True} for name in REQUIRED_CLAIMS}
+    options["iss"] = {"essential": True, "value": authority.issuer}
+    options["aud"] = {"essential": True, "value": authority.audience}
+    registry = jwt.JWTClaimsRegistry(now=int(moment.timestamp()), leeway=LEEWAY_SECONDS, **options)
+    try:
+        registry.validate(claims)
+    except ExpiredTokenError:
+        raise TokenRejected("expired", "the token has expired") from None
+    except MissingClaimError as exc:
+        raise TokenRejected("missing-claim", exc.description) from None
+    except InvalidClaimError as exc:
+        raise _claim_error(exc) from None
+    if not isinstance(claims["client_id"], str) or not isinstance(claims["scope"], str):
+        raise TokenRejected("missing-claim", "client_id and scope must be strings")
+    if is_revoked(conn, claims["jti"]):
+        raise TokenRejected("revoked", "the token was revoked")
+    return AccessClaims(
+        issuer=claims["iss"],
+        audience=authority.audience,
+        subject=claims["sub"],
+        client_id=claims["client_id"],
+        scopes=tuple(claims["scope"].split()),
+        jti=claims["jti"],
+        issued_at=datetime.fromtimestamp(claims["iat"], UTC),
+        expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+        purpose=claims.get("purpose"),
+        claims=claims,
+    )
+
+
+def _claim_error(exc: InvalidClaimError) -> TokenRejected:
+    claim = exc.claim
+    if claim == "iss":
+        return TokenRejected("wrong-issuer", "the token is from another issuer")
+    if claim == "aud":
+        return TokenRejected("wrong-audience", "the token is for another resource server")
+    if claim in ("iat", "nbf"):
+        return TokenRejected("not-yet-valid", f"{claim} is in the future")
+    return TokenRejected("missing-claim", f"claim {claim!r} is not valid")
+
+
+def is_revoked(conn: Connection, jti: str) -> bool:
+    query = select(revoked_token.c.jti).where(revoked_token.c.jti == jti)
+    return conn.execute(query).first() is not None
+
+
+def revoke(conn: Connection, jti: str, expires: datetime, now: datetime) -> None:
+    """Refuse the token with this jti from now until it would have expired anyway.
+
+    Rows of tokens past their expiry are removed on the way: they would be refused anyway.
+    """
+    conn.execute(delete(revoked_token).where(revoked_token.c.expires < now))
+    insert = dialects.insert_or_ignore(revoked_token, conn.dialect.name)
+    conn.execute(insert, {"jti": jti, "expires": expires})

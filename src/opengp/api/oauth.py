@@ -1,0 +1,132 @@
+"""HTTP adapter for the OAuth2 authorization server and its discovery documents.
+
+POST /oauth2/token                          client credentials (SMART Backend Services)
+POST /oauth2/introspect                     RFC 7662
+POST /oauth2/revoke                         RFC 7009
+GET  /oauth2/jwks                           the public keys tokens are signed with
+GET  /fhir/.well-known/smart-configuration  SMART App Launch 2.0 metadata
+GET  /.well-known/openid-configuration      discovery (RFC 8414 fields: what exists)
+GET  /.well-known/oauth-authorization-server
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import parse_qsl
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from opengp.access.tokens import AccessClaims, TokenRejected
+from opengp.config import Settings
+from opengp.services.oauth import (
+    Answer,
+    FormPost,
+    OAuthService,
+    ServerUrls,
+    server_metadata,
+    smart_configuration,
+)
+from opengp.store import ResourceStore
+
+FORM = "application/x-www-form-urlencoded"
+MAX_FORM_BYTES = 64 * 1024  # assertions are a few kB; nothing legitimate is bigger
+MAX_FORM_FIELDS = 50
+
+_Handler = Callable[[FormPost], Answer]
+
+
+class OAuthEndpoints:
+    def __init__(self, settings: Settings, store: ResourceStore) -> None:
+        self.settings = settings
+        self.service = OAuthService(store, settings)
+
+    def routes(self) -> list[BaseRoute]:
+        """The routes; mount them before /fhir/{path}, which would take the SMART one."""
+        return [
+            Route("/oauth2/token", self.token, methods=["POST"]),
+            Route("/oauth2/introspect", self.introspect, methods=["POST"]),
+            Route("/oauth2/revoke", self.revoke, methods=["POST"]),
+            Route("/oauth2/jwks", self.jwks, methods=["GET"]),
+            Route("/fhir/.well-known/smart-configuration", self.smart, methods=["GET"]),
+            Route("/.well-known/openid-configuration", self.metadata, methods=["GET"]),
+            Route("/.well-known/oauth-authorization-server", self.metadata, methods=["GET"]),
+        ]
+
+    def urls(self, request: Request) -> ServerUrls:
+        """This server's URLs: configured (behind a proxy), or as this request addressed it."""
+        issuer = self.settings.public_url or str(request.base_url).rstrip("/")
+        return ServerUrls(issuer, self.settings.fhir_base_url or f"{issuer}/fhir")
+
+    async def authenticate(self, request: Request) -> AccessClaims | None:
+        """The verified claims of the request's bearer token (RFC 6750 §2.1); None without one.
+
+        Raises `TokenRejected` for a token that is not good: answer 401 with the header
+        `bearer_challenge(rejected)` gives.
+        """
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        urls = self.urls(request)
+        claims: AccessClaims = await run_in_threadpool(self.service.verify, token.strip(), urls)
+        return claims
+
+    async def token(self, request: Request) -> Response:
+        urls = self.urls(request)
+        return await self._post(request, urls.token, lambda post: self.service.token(post, urls))
+
+    async def introspect(self, request: Request) -> Response:
+        urls = self.urls(request)
+        url = urls.introspect
+        return await self._post(request, url, lambda post: self.service.introspect(post, urls))
+
+    async def revoke(self, request: Request) -> Response:
+        urls = self.urls(request)
+        return await self._post(request, urls.revoke, lambda post: self.service.revoke(post, urls))
+
+    async def jwks(self, request: Request) -> Response:
+        # The first call may generate the key (embedded database): off the event loop.
+        keys = await run_in_threadpool(self.service.jwks)
+        return JSONResponse(keys, headers={"Cache-Control": "public, max-age=300"})
+
+    async def smart(self, request: Request) -> Response:
+        return JSONResponse(smart_configuration(self.urls(request)))
+
+    async def metadata(self, request: Request) -> Response:
+        return JSONResponse(server_metadata(self.urls(request)))
+
+    async def _post(self, request: Request, url: str, run: _Handler) -> Response:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != FORM:
+            return _error(400, "invalid_request", f"the body must be {FORM} (RFC 6749 §3.2)")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_FORM_BYTES:
+                return _error(413, "invalid_request", "the request body is too large")
+        try:
+            form = parse_qsl(
+                body.decode("utf-8"),
+                keep_blank_values=True,
+                strict_parsing=bool(body),
+                max_num_fields=MAX_FORM_FIELDS,
+            )
+        except (UnicodeDecodeError, ValueError):
+            return _error(400, "invalid_request", "the body is not a well-formed UTF-8 form")
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        answer: Answer = await run_in_threadpool(run, FormPost(url, headers, form))
+        return JSONResponse(answer.body, status_code=answer.status, headers=dict(answer.headers))
+
+
+def bearer_challenge(rejected: TokenRejected | None = None) -> str:
+    """WWW-Authenticate for a request without a good token (RFC 6750 §3)."""
+    if rejected is None:
+        return 'Bearer realm="fhir"'
+    return f'Bearer realm="fhir", error="invalid_token", error_description="{rejected.reason}"'
+
+
+def _error(status: int, error: str, description: str) -> Response:
+    body = {"error": error, "error_description": description}
+    return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})

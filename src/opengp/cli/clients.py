@@ -1,0 +1,162 @@
+"""`opengp clients`: register and list OAuth2 system clients (SMART Backend Services).
+
+    opengp clients add --name NAME --scopes "SCOPES" [--purpose direct-care|migration]
+                       [--jwks FILE] [--json] [--database URL]
+    opengp clients list [--json] [--database URL]
+
+With --jwks the client authenticates with JWTs signed by its own keys (private_key_jwt) and
+gets no secret; otherwise a secret is made and shown once (client_secret_basic).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from opengp.cli import DATABASE_HELP, Failure, _redacted, _settings
+
+if TYPE_CHECKING:
+    from opengp.store.sql import SqlStore
+
+# The registry and the store load only when a command runs: `opengp --help` stays quick.
+
+SCOPES_HELP = 'space-separated system/ scopes, e.g. "system/Patient.rs system/Observation.cruds"'
+
+
+def register(commands: Any) -> None:
+    clients = commands.add_parser("clients", help="OAuth2 system clients (backend services)")
+    client_commands = clients.add_subparsers(
+        dest="clients_command", required=True, metavar="COMMAND"
+    )
+
+    add = client_commands.add_parser(
+        "add", help="register a client for the client-credentials grant"
+    )
+    add.add_argument("--name", required=True, help="what the client is, for people")
+    add.add_argument("--scopes", required=True, type=_scopes, help=SCOPES_HELP)
+    add.add_argument(
+        "--purpose",
+        type=_purpose,
+        default="direct-care",
+        help="direct-care (default) or migration",
+    )
+    add.add_argument(
+        "--jwks", type=_jwks, metavar="FILE", help="the client's public keys (JWKS JSON)"
+    )
+    add.add_argument("--json", action="store_true", help="print the credentials as JSON")
+    add.add_argument("--database", help=DATABASE_HELP)
+    add.set_defaults(run=cmd_add)
+
+    listing = client_commands.add_parser("list", help="list registered clients")
+    listing.add_argument("--json", action="store_true", help="print JSON lines")
+    listing.add_argument("--database", help=DATABASE_HELP)
+    listing.set_defaults(run=cmd_list)
+
+
+def _purpose(text: str) -> str:
+    from opengp.access.clients import PURPOSES
+
+    if text not in PURPOSES:
+        raise argparse.ArgumentTypeError(f"purpose must be one of {', '.join(PURPOSES)}")
+    return text
+
+
+def _scopes(text: str) -> str:
+    from opengp.access.clients import ClientError, check_client_scopes
+
+    try:
+        return " ".join(check_client_scopes(text))
+    except ClientError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _jwks(path: str) -> dict[str, Any]:
+    from opengp.access.clients import ClientError, check_jwks
+
+    try:
+        jwks = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot read {path}: {exc.strerror}") from None
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{path} is not JSON") from None
+    try:
+        return check_jwks(jwks)
+    except ClientError as exc:
+        raise argparse.ArgumentTypeError(f"{path}: {exc}") from None
+
+
+def _open_store(args: argparse.Namespace) -> SqlStore:
+    from sqlalchemy.exc import OperationalError
+
+    from opengp.store.migrate import schema_status, upgrade
+    from opengp.store.sql import SqlStore
+
+    url = _settings(args).database_url
+    store = SqlStore.from_url(url)
+    try:
+        if store.dialect == "sqlite":
+            upgrade(store.engine)  # the embedded database is ours to bring up to date
+        else:
+            ready, detail = schema_status(store.engine)
+            if not ready:
+                raise Failure(detail)
+    except OperationalError as exc:
+        store.dispose()
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        raise Failure(f"cannot use the database {_redacted(url)}: {reason}") from None
+    except BaseException:
+        store.dispose()
+        raise
+    return store
+
+
+def cmd_add(args: argparse.Namespace) -> None:
+    from opengp.access.clients import ClientError
+    from opengp.services.oauth import add_client
+
+    store = _open_store(args)
+    try:
+        client_id, secret = add_client(store, args.name, args.scopes, args.purpose, args.jwks)
+    except ClientError as exc:
+        raise Failure(str(exc)) from None
+    finally:
+        store.dispose()
+    if args.json:
+        print(json.dumps({"client_id": client_id, "client_secret": secret}))
+        return
+    print(f"client_id:     {client_id}")
+    if secret is None:
+        print("authenticates with private_key_jwt, using the keys in the JWKS given")
+    else:
+        print(f"client_secret: {secret}")
+        print("The secret is shown only now: keep it in a secrets store.")
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    from opengp.services.oauth import list_clients
+
+    store = _open_store(args)
+    try:
+        clients = list_clients(store)
+    finally:
+        store.dispose()
+    for client in clients:
+        fields = {
+            "client_id": client.client_id,
+            "name": client.name,
+            "auth_method": client.auth_method,
+            "purpose": client.purpose,
+            "scopes": " ".join(client.scopes),
+            "disabled": client.disabled,
+            "created": client.created.isoformat(),
+        }
+        if args.json:
+            print(json.dumps(fields))
+        else:
+            state = " (disabled)" if client.disabled else ""
+            print(
+                f"{client.client_id}  {client.name}{state}  {client.auth_method}"
+                f"  {client.purpose}  {' '.join(client.scopes)}"
+            )
