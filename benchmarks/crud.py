@@ -32,7 +32,7 @@ from typing import Any
 import orjson
 
 from benchmarks.floor import PostgresFloor, SqliteFloor, row
-from benchmarks.harness import Http, Process, Workload, fresh_postgres, measure
+from benchmarks.harness import Http, OpenGP, Process, Workload, fresh_postgres, measure
 from benchmarks.payloads import patient, transaction
 
 PACKAGES = ("uvicorn", "starlette", "sqlalchemy", "psycopg", "orjson", "fhir.resources", "pydantic")
@@ -68,13 +68,13 @@ def postgres_database() -> Iterator[Database]:
         yield Database("postgres", url, lambda: PostgresFloor(url), version)
 
 
-def workloads(db: Database, fhir: Process, minimal: Process, n: int) -> list[Workload]:
+def workloads(db: Database, fhir: OpenGP, minimal: Process, n: int) -> list[Workload]:
     ids: list[str] = []  # Patients created over HTTP, for reads and updates
     floor_ids: list[str] = []
     sqlite_time = db.name == "sqlite"
 
     def fhir_http() -> Http:
-        return Http(fhir.port)
+        return Http(fhir.port, fhir.token)
 
     def create(s: Http, i: int) -> None:
         _, response, _ = s.call("POST", "/fhir/Patient", orjson.dumps(patient(i)), expect=201)
@@ -110,7 +110,8 @@ def workloads(db: Database, fhir: Process, minimal: Process, n: int) -> list[Wor
         s.call("POST", "/fixed", orjson.dumps(patient(i)))
 
     def minimal_http() -> Http:
-        return Http(minimal.port)
+        # The same bearer header, ignored there: the HTTP floor parses as many header bytes.
+        return Http(minimal.port, fhir.token)
 
     floor, tx_n = db.open_floor, max(1, n // 10)
     return [  # in this order within every round: reads follow the creates they read
@@ -149,9 +150,8 @@ def ratios(r: dict[str, dict[str, Any]]) -> dict[str, float]:
 
 
 def bench(db: Database, tmp: Path, n: int, threads: int, rounds: int) -> dict[str, Any]:
-    serve = ["-m", "opengp", "serve", "--database", db.url, "--workers", "1"]
     with ExitStack() as stack:
-        fhir = stack.enter_context(Process(serve, tmp / f"opengp-{db.name}.log"))
+        fhir = stack.enter_context(OpenGP(db.url, tmp, tmp / f"opengp-{db.name}.log"))
         minimal = stack.enter_context(
             Process(["-m", "benchmarks.minimal_http"], tmp / "minimal.log")
         )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
+import json
 import math
 import os
 import secrets
@@ -17,8 +19,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import psycopg
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,6 +31,13 @@ CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
 
 POSTGRES_DEFAULT = "postgresql://postgres@127.0.0.1:5432/postgres"
+# The benchmark's system client (SMART Backend Services): every FHIR interaction on every type.
+SCOPES = "system/*.cruds"
+# One token for the whole run: the default 5 minutes is shorter than a full run.
+TOKEN_LIFETIME_SECONDS = 3600
+# The size the server generates for an embedded database (access/keys.py), so that SQLite and
+# PostgreSQL verify the same kind of signature on every request.
+SIGNING_KEY_BITS = 3072
 
 
 def free_port() -> int:
@@ -44,16 +56,22 @@ def cpu_seconds(pid: int) -> float:
 class Process:
     """A server child process in its own session, ready once GET /readyz answers 200."""
 
-    def __init__(self, args: Sequence[str], log: Path) -> None:
+    def __init__(self, args: Sequence[str], log: Path, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.args = [sys.executable, *args, "--port", str(self.port)]
         self.log = log
+        self.env = {**os.environ, **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Process:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                self.args, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                self.args,
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         try:
             self._wait_ready()
@@ -95,16 +113,104 @@ class Process:
             self.process.wait(timeout=10)
 
 
-class Http:
-    """One keep-alive HTTP/1.1 connection (http.client: the leanest client, so the least noise)."""
+class OpenGP(Process):
+    """`opengp serve --workers 1` on `database`, with a system client and a bearer token.
 
-    def __init__(self, port: int) -> None:
+    The client is registered with `opengp clients add` before the server starts; the token is
+    fetched once it is ready and lasts the run (`token`, for `Http`). PostgreSQL gets a signing
+    key generated in `tmp`; with SQLite the server makes its own beside the database file.
+    """
+
+    def __init__(self, database: str, tmp: Path, log: Path) -> None:
+        env = {"OPENGP_TOKEN_LIFETIME_SECONDS": str(TOKEN_LIFETIME_SECONDS)}
+        if make_url(database).get_backend_name() != "sqlite":
+            env["OPENGP_SIGNING_KEY"] = str(write_signing_key(tmp / "signing-key.pem"))
+        serve = ["-m", "opengp", "serve", "--database", database, "--workers", "1"]
+        super().__init__(serve, log, env)
+        self.database = database
+        self.token = ""
+
+    def __enter__(self) -> OpenGP:
+        client_id, secret = register_client(self.database, self.env)
+        super().__enter__()
+        try:
+            self.token = fetch_token(self.port, client_id, secret)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+
+def write_signing_key(path: Path) -> Path:
+    """A new unencrypted PEM RSA private key at `path` (mode 0600), for OPENGP_SIGNING_KEY."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=SIGNING_KEY_BITS)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as out:
+        out.write(pem)
+    return path
+
+
+def register_client(database: str, env: dict[str, str]) -> tuple[str, str]:
+    """`opengp clients add` on the database: the new client's (client_id, client_secret)."""
+    command = [sys.executable, "-m", "opengp", "clients", "add", "--name", "bench"]
+    command += ["--scopes", SCOPES, "--json", "--database", database]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"opengp clients add failed: {done.stderr.strip()[-3000:]}")
+    credentials = json.loads(done.stdout)
+    return credentials["client_id"], credentials["client_secret"]
+
+
+def fetch_token(port: int, client_id: str, secret: str) -> str:
+    """An access token by the client-credentials grant, with HTTP Basic (RFC 6749 §4.4, §2.3.1).
+
+    Plain http is accepted because the server is addressed on loopback (127.0.0.1).
+    """
+    pair = f"{quote(client_id, safe='')}:{quote(secret, safe='')}"  # form-encoded first
+    basic = base64.b64encode(pair.encode()).decode("ascii")
+    form = urlencode({"grant_type": "client_credentials", "scope": SCOPES})
+    headers = {
+        "Authorization": f"Basic {basic}",
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Accept": "application/json",
+    }
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("POST", "/oauth2/token", form, headers)
+        response = conn.getresponse()
+        data = response.read()
+    finally:
+        conn.close()
+    if response.status != 200:
+        raise RuntimeError(f"POST /oauth2/token: {response.status} {data[:500]!r}")
+    answer = json.loads(data)
+    if str(answer.get("token_type", "")).lower() != "bearer":
+        raise RuntimeError(f"POST /oauth2/token: not a bearer token: {answer.get('token_type')!r}")
+    token: str = answer["access_token"]
+    return token
+
+
+class Http:
+    """One keep-alive HTTP/1.1 connection (http.client: the leanest client, so the least noise).
+
+    With a token every request carries `Authorization: Bearer <token>`.
+    """
+
+    def __init__(self, port: int, token: str | None = None) -> None:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        self.headers = {"Accept": "application/fhir+json"}
+        if token is not None:
+            self.headers["Authorization"] = f"Bearer {token}"
 
     def call(
         self, method: str, path: str, body: bytes | None = None, expect: int | None = 200
     ) -> tuple[int, http.client.HTTPResponse, bytes]:
-        headers = {"Accept": "application/fhir+json"}
+        headers = dict(self.headers)
         if body is not None:
             headers["Content-Type"] = "application/fhir+json"
         self.conn.request(method, path, body, headers)

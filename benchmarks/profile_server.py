@@ -21,7 +21,7 @@ from pathlib import Path
 import orjson
 
 from benchmarks.crud import postgres_database, sqlite_database
-from benchmarks.harness import Http, Process
+from benchmarks.harness import Http, OpenGP
 from benchmarks.payloads import patient, transaction
 
 # A sample goes to the first layer whose markers occur anywhere in its stack.
@@ -77,35 +77,33 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="opengp-profile-") as tmp_name:
         tmp = Path(tmp_name)
         database = sqlite_database(tmp) if args.database == "sqlite" else postgres_database()
-        with database as db:
-            serve = ["-m", "opengp", "serve", "--database", db.url, "--workers", "1"]
-            with Process(serve, tmp / "opengp.log") as server:
-                s = Http(server.port)
-                new = [
-                    s.call("POST", "/fhir/Patient", orjson.dumps(patient(i)), expect=201)[1]
-                    for i in range(300)
-                ]
-                ids = [r.headers["Location"].split("/")[-3] for r in new]
-                record = [spy, "record", "--pid", str(server.pid), "--gil", "--rate", "250"]
-                record += ["--format", "raw", "--nonblocking", "-o", str(stacks)]
-                record += ["--duration", str(args.seconds)]
-                profiler = subprocess.Popen(
-                    record, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-                )
-                time.sleep(1)
-                i, started = 1000, time.perf_counter()
-                while profiler.poll() is None:
-                    i += 1
-                    if args.op == "create":
-                        s.call("POST", "/fhir/Patient", orjson.dumps(patient(i)), expect=201)
-                    elif args.op == "read":
-                        s.call("GET", f"/fhir/Patient/{random.choice(ids)}")
-                    elif args.op == "update":
-                        id = random.choice(ids)
-                        s.call("PUT", f"/fhir/Patient/{id}", orjson.dumps({**patient(i), "id": id}))
-                    else:
-                        s.call("POST", "/fhir", orjson.dumps(transaction(i)))
-                elapsed = time.perf_counter() - started
+        with database as db, OpenGP(db.url, tmp, tmp / "opengp.log") as server:
+            s = Http(server.port, server.token)
+            new = [
+                s.call("POST", "/fhir/Patient", orjson.dumps(patient(i)), expect=201)[1]
+                for i in range(300)
+            ]
+            ids = [r.headers["Location"].split("/")[-3] for r in new]
+            record = [spy, "record", "--pid", str(server.pid), "--gil", "--rate", "250"]
+            record += ["--format", "raw", "--nonblocking", "-o", str(stacks)]
+            record += ["--duration", str(args.seconds)]
+            profiler = subprocess.Popen(
+                record, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            time.sleep(1)
+            i, started = 1000, time.perf_counter()
+            while profiler.poll() is None:
+                i += 1
+                if args.op == "create":
+                    s.call("POST", "/fhir/Patient", orjson.dumps(patient(i)), expect=201)
+                elif args.op == "read":
+                    s.call("GET", f"/fhir/Patient/{random.choice(ids)}")
+                elif args.op == "update":
+                    id = random.choice(ids)
+                    s.call("PUT", f"/fhir/Patient/{id}", orjson.dumps({**patient(i), "id": id}))
+                else:
+                    s.call("POST", "/fhir", orjson.dumps(transaction(i)))
+            elapsed = time.perf_counter() - started
     print(f"{args.op} on {args.database}: {i - 1000} requests in {elapsed:.1f}s under py-spy")
     for name, share in layers(stacks).items():
         print(f"  {share:5.1f}%  {name}")

@@ -6,17 +6,21 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from opengp.access.principal import Principal
+from opengp.access.tokens import TokenRejected
 from opengp.api import health, landing
 from opengp.api.fhir import FhirEndpoint, error_response
 from opengp.api.metrics import Metrics, RequestMiddleware
-from opengp.api.oauth import OAuthEndpoints
+from opengp.api.oauth import OAuthEndpoints, bearer_challenge
 from opengp.config import Settings
-from opengp.fhir.errors import FhirError
+from opengp.fhir.errors import FhirError, Unauthorized
+from opengp.services.fhir.guard import record_failure
 from opengp.store import ResourceStore
 from opengp.store.sql import SqlStore
 
@@ -41,8 +45,28 @@ def create_app(settings: Settings | None = None, store: ResourceStore | None = N
         if store is None:
             the_store.dispose()
 
-    fhir = FhirEndpoint(the_store, settings)
     oauth = OAuthEndpoints(settings, the_store)
+
+    async def authenticate(request: Request) -> Principal:
+        """The principal of the request's access token; 401 (and an audit entry) without."""
+        try:
+            claims = await oauth.authenticate(request)
+        except TokenRejected as rejected:
+            failure = Unauthorized(
+                f"the access token was refused: {rejected.reason}",
+                challenge=bearer_challenge(rejected),
+            )
+        else:
+            if claims is not None:
+                return claims.principal()
+            failure = Unauthorized(
+                "this needs an access token: see /fhir/.well-known/smart-configuration",
+                challenge=bearer_challenge(),
+            )
+        await run_in_threadpool(record_failure, the_store, failure)
+        raise failure
+
+    fhir = FhirEndpoint(the_store, settings, authenticate)
     app = Starlette(
         routes=[
             Route("/", landing.landing),

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import httpx2 as httpx
 
+from opengp.access.clients import register_client
+from opengp.store.sql import SqlStore
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -21,9 +24,10 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, database_url: str, log: Path, workers: int = 1) -> None:
+    def __init__(self, database_url: str, log: Path, key_file: Path, workers: int = 1) -> None:
         self.database_url = database_url
         self.log = log
+        self.key_file = key_file
         self.workers = workers
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -47,7 +51,7 @@ class Server:
                 command,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env=os.environ.copy(),
+                env={**os.environ, "OPENGP_SIGNING_KEY": str(self.key_file)},
                 start_new_session=True,
             )
         deadline = time.monotonic() + 30
@@ -75,3 +79,17 @@ class Server:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.kill_hard()
+
+    def authorization(self, scopes: str = "system/*.cruds") -> dict[str, str]:
+        """An Authorization header for a client registered now, token from this server."""
+        store = SqlStore.from_url(self.database_url)
+        try:
+            with store.writing() as tx:
+                client_id, secret = register_client(tx.conn, "server tests", scopes)
+        finally:
+            store.dispose()
+        assert secret is not None
+        form = {"grant_type": "client_credentials", "scope": scopes}
+        response = httpx.post(f"{self.url}/oauth2/token", data=form, auth=(client_id, secret))
+        assert response.status_code == 200, response.text
+        return {"Authorization": f"Bearer {response.json()['access_token']}"}

@@ -8,7 +8,7 @@ from starlette.testclient import TestClient
 from opengp.app import create_app
 from opengp.config import Settings
 from opengp.store.sql import SqlStore
-from tests.functional.conftest import FHIR_JSON, Fhir, patient
+from tests.functional.conftest import BASE, FHIR_JSON, Fhir, bearer_token, patient
 
 
 def _nothing_written(fhir: Fhir) -> None:
@@ -179,9 +179,12 @@ class _FailingStore(SqlStore):
 def test_an_unexpected_failure_is_a_500_outcome_that_reveals_nothing(
     settings: Settings, store: SqlStore
 ) -> None:
+    with TestClient(create_app(settings, store), base_url=BASE) as working:
+        token = bearer_token(working, store)
     failing = _FailingStore(store.engine)
-    with TestClient(create_app(settings, failing), raise_server_exceptions=False) as client:
-        response = client.get("/fhir/Patient/1")
+    app = create_app(settings, failing)
+    with TestClient(app, base_url=BASE, raise_server_exceptions=False) as client:
+        response = client.get("/fhir/Patient/1", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 500
         assert response.json()["issue"][0]["code"] == "exception"
         assert "9434765919" not in response.text

@@ -27,18 +27,8 @@ def _opengp(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
-def signing_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A key for `opengp serve` (PostgreSQL needs one; SQLite would make its own)."""
-    path = tmp_path / "signing-key.pem"
-    path.write_bytes(RSAKey.generate_key(2048).as_pem(private=True))
-    path.chmod(0o600)
-    monkeypatch.setenv("OPENGP_SIGNING_KEY", str(path))
-    return path
-
-
-@pytest.fixture
-def server(database_url: str, tmp_path: Path, signing_key: Path) -> Iterator[Server]:
-    running = Server(database_url, tmp_path / "serve.log").start()
+def server(database_url: str, tmp_path: Path, key_file: Path) -> Iterator[Server]:
+    running = Server(database_url, tmp_path / "serve.log", key_file).start()
     yield running
     running.stop()
 

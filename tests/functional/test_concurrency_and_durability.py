@@ -20,8 +20,8 @@ HEADERS = {"Content-Type": FHIR_JSON}
 
 
 @pytest.fixture
-def server(database_url: str, tmp_path: Path) -> Iterator[Server]:
-    running = Server(database_url, tmp_path / "serve.log", workers=2).start()
+def server(database_url: str, tmp_path: Path, key_file: Path) -> Iterator[Server]:
+    running = Server(database_url, tmp_path / "serve.log", key_file, workers=2).start()
     yield running
     running.stop()
 
@@ -41,9 +41,9 @@ def _together(count: int, work: Any) -> list[Any]:
 def test_twenty_parallel_conditional_creates_make_exactly_one(server: Server) -> None:
     body = orjson.dumps(patient(nhs_number="9000000009"))
     headers = {**HEADERS, "If-None-Exist": f"identifier={NHS_NUMBER}|9000000009"}
-    with httpx.Client(
-        base_url=server.url, timeout=60, limits=httpx.Limits(max_connections=20)
-    ) as client:
+    limits = httpx.Limits(max_connections=20)
+    auth = server.authorization()
+    with httpx.Client(base_url=server.url, timeout=60, limits=limits, headers=auth) as client:
         responses = _together(
             20, lambda _: client.post("/fhir/Patient", content=body, headers=headers)
         )
@@ -56,7 +56,7 @@ def test_twenty_parallel_conditional_creates_make_exactly_one(server: Server) ->
 
 
 def test_two_updates_of_the_same_version_one_wins_one_gets_412(server: Server) -> None:
-    with httpx.Client(base_url=server.url, timeout=60) as client:
+    with httpx.Client(base_url=server.url, timeout=60, headers=server.authorization()) as client:
         for round in range(5):
             created = client.post(
                 "/fhir/Patient", content=orjson.dumps(patient()), headers=HEADERS
@@ -73,13 +73,16 @@ def test_two_updates_of_the_same_version_one_wins_one_gets_412(server: Server) -
             assert client.get(url).json()["meta"]["versionId"] == "2"
 
 
-def test_acknowledged_writes_survive_kill_9(database_url: str, tmp_path: Path) -> None:
-    server = Server(database_url, tmp_path / "serve.log").start()
+def test_acknowledged_writes_survive_kill_9(
+    database_url: str, tmp_path: Path, key_file: Path
+) -> None:
+    server = Server(database_url, tmp_path / "serve.log", key_file).start()
+    auth = server.authorization()
     acknowledged: list[str] = []
     stop = threading.Event()
 
     def write_until_killed() -> None:
-        with httpx.Client(base_url=server.url, timeout=10) as client:
+        with httpx.Client(base_url=server.url, timeout=10, headers=auth) as client:
             while not stop.is_set():
                 try:
                     response = client.post(
@@ -97,9 +100,10 @@ def test_acknowledged_writes_survive_kill_9(database_url: str, tmp_path: Path) -
     server.kill_hard()
     stop.set()
     writer.join(timeout=30)
-    restarted = Server(database_url, tmp_path / "serve2.log").start()
+    restarted = Server(database_url, tmp_path / "serve2.log", key_file).start()
     try:
-        with httpx.Client(base_url=restarted.url, timeout=10) as client:
+        again = restarted.authorization()
+        with httpx.Client(base_url=restarted.url, timeout=10, headers=again) as client:
             missing = [
                 i for i in acknowledged if client.get(f"/fhir/Patient/{i}").status_code != 200
             ]

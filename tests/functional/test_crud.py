@@ -14,7 +14,9 @@ def test_create_assigns_id_and_answers_201_with_location_etag_and_body(fhir: Fhi
     assert body["id"] != "client-chosen"  # the server assigns ids on create
     assert body["meta"]["versionId"] == "1"
     assert response.headers["ETag"] == 'W/"1"'
-    assert response.headers["Location"] == f"http://testserver/fhir/Patient/{body['id']}/_history/1"
+    assert (
+        response.headers["Location"] == f"https://testserver/fhir/Patient/{body['id']}/_history/1"
+    )
     assert parsedate_to_datetime(response.headers["Last-Modified"])
     assert response.headers["Content-Type"].startswith("application/fhir+json")
 

@@ -24,6 +24,7 @@ from opengp.fhir.validation import validate_resource
 from opengp.store.migrate import upgrade
 from opengp.store.sql import SqlStore
 from opengp.store.sql.tables import resource
+from tests.functional.conftest import BASE, bearer_token
 
 CONFIG = DemoConfig(patients=12, seed=7, as_of=date(2026, 11, 1))
 
@@ -51,14 +52,18 @@ def test_seed_loads_a_valid_connected_practice_and_reuses_it(store: SqlStore) ->
     assert len(_stored(store)) == first.total
 
 
-def test_bulk_path_stores_what_the_fhir_api_would(store: SqlStore, tmp_path: Path) -> None:
+def test_bulk_path_stores_what_the_fhir_api_would(
+    store: SqlStore, tmp_path: Path, key_file: Path
+) -> None:
     small = DemoConfig(patients=3, seed=3, as_of=date(2026, 11, 1))
     load.seed(store, small)
     bulk = _stored(store)
     api_url = f"sqlite:///{tmp_path / 'api.db'}"
     api_store = SqlStore.from_url(api_url)
     upgrade(api_store.engine)
-    with TestClient(create_app(Settings(database_url=api_url), api_store)) as client:
+    settings = Settings(database_url=api_url, signing_key_path=str(key_file))
+    with TestClient(create_app(settings, api_store), base_url=BASE) as client:
+        client.headers["Authorization"] = f"Bearer {bearer_token(client, api_store)}"
         for part in generate(small):
             entries = [
                 {

@@ -22,7 +22,7 @@ def test_history_levels_and_paging_never_skip_or_repeat(fhir: Fhir) -> None:
         following = [link["url"] for link in page["link"] if link["relation"] == "next"]
         if not following:
             break
-        page = fhir.http.get(following[0].removeprefix("http://testserver")).json()
+        page = fhir.http.get(following[0].removeprefix("https://testserver")).json()
     assert len(seen) == 7 and len(set(seen)) == 7
 
 

@@ -44,13 +44,6 @@ ISSUER, AUDIENCE = BASE, f"{BASE}/fhir"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
-@pytest.fixture(scope="session")
-def key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("keys") / "signing-key.pem"
-    path.write_bytes(RSAKey.generate_key(2048).as_pem(private=True))
-    return path
-
-
 @pytest.fixture
 def settings(database_url: str, key_file: Path) -> Settings:
     return Settings(database_url=database_url, signing_key_path=str(key_file))

@@ -21,6 +21,7 @@ from opengp.access.accounts import (
     authenticate,
     change_password,
     create_user,
+    enrol_totp,
     get_account,
     grant_proxy,
     list_accounts,
@@ -244,6 +245,98 @@ def test_enrolled_staff_need_a_totp_code(store: SqlStore) -> None:
     right_code = totp.code_at(created.totp_secret, T0)
     failed = _failure(store, "dr.patel", "wrong password!", code=right_code)
     assert failed.reason == "invalid-credentials"
+
+
+def _step(when: datetime) -> int:
+    return int(when.timestamp()) // totp.STEP_SECONDS
+
+
+def test_a_totp_code_is_accepted_once(store: SqlStore) -> None:
+    created = _make(store, with_totp=True)
+    secret, password = created.totp_secret, created.one_time_password
+    assert secret is not None
+    assert _row(store, created.user_id).totp_last_step is None
+    code = totp.code_at(secret, T0)
+    assert _sign_in(store, "dr.patel", password, code=code).id == created.user_id
+    assert _row(store, created.user_id).totp_last_step == _step(T0)
+    # RFC 6238 §5.2: the same code again is refused, like a wrong one, and counted.
+    again = _failure(store, "dr.patel", password, code=code, now=T0 + timedelta(seconds=10))
+    assert again.reason == "totp-invalid"
+    # So is a code of an earlier step, though still within the window of clock drift.
+    earlier = totp.code_at(secret, T0 - timedelta(seconds=30))
+    assert _failure(store, "dr.patel", password, code=earlier).reason == "totp-invalid"
+    assert _row(store, created.user_id).failed_attempts == 2
+    # The next step's code signs in, even a step early (drift), and is then used too.
+    later = totp.code_at(secret, T0 + timedelta(seconds=30))
+    assert _sign_in(store, "dr.patel", password, code=later).id == created.user_id
+    row = _row(store, created.user_id)
+    assert (row.totp_last_step, row.failed_attempts) == (_step(T0) + 1, 0)
+    at_next_step = T0 + timedelta(seconds=30)
+    assert _failure(store, "dr.patel", password, code=later, now=at_next_step).reason == (
+        "totp-invalid"
+    )
+    with store.engine.connect() as conn:  # authenticate() keeps the rule too
+        with pytest.raises(SignInFailed, match="code is not right"):
+            authenticate(conn, "dr.patel", password, later, at_next_step, hasher=FAST)
+        conn.commit()
+
+
+def test_concurrent_sign_ins_with_one_code_let_one_in(store: SqlStore) -> None:
+    created = _make(store, with_totp=True)
+    assert created.totp_secret is not None
+    code = totp.code_at(created.totp_secret, T0)
+    both_checked = threading.Barrier(2, timeout=30)
+
+    class Racing(Hasher):
+        def _verify(self, password_hash: str, password: str) -> bool:
+            try:
+                return super()._verify(password_hash, password)
+            finally:
+                both_checked.wait()  # neither records its sign-in before both judged it
+
+    racing = Racing(FAST_PARAMETERS)
+    outcomes: list[object] = []
+
+    def attempt() -> None:
+        try:
+            outcomes.append(
+                _sign_in(store, "dr.patel", created.one_time_password, code, hasher=racing)
+            )
+        except SignInFailed as failed:
+            outcomes.append(failed.reason)
+        except BaseException as exc:  # surfaced below
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=attempt) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # One is let in; the other is refused like a wrong code, and counted.
+    assert [o for o in outcomes if not isinstance(o, Principal)] == ["totp-invalid"], outcomes
+    assert sum(isinstance(o, Principal) for o in outcomes) == 1
+    row = _row(store, created.user_id)
+    assert (row.totp_last_step, row.failed_attempts) == (_step(T0), 1)
+
+
+def test_enrolling_uses_up_the_code_shown(store: SqlStore) -> None:
+    created = _make(store)
+    secret = totp.new_secret()
+    code = totp.code_at(secret, T0)
+    with store.writing() as tx, pytest.raises(AccountError, match="does not match"):
+        enrol_totp(tx.conn, created.user_id, secret, "000000" if code != "000000" else "111111", T0)
+    with store.writing() as tx:
+        enrol_totp(tx.conn, created.user_id, secret, code, T0)
+    row = _row(store, created.user_id)
+    assert (row.totp_secret, row.totp_last_step) == (secret, _step(T0))
+    password = created.one_time_password
+    assert _failure(store, "dr.patel", password, code=code).reason == "totp-invalid"
+    with store.writing() as tx, pytest.raises(AccountError, match="already been used"):
+        enrol_totp(tx.conn, created.user_id, secret, code, T0)
+    with store.writing() as tx, pytest.raises(UnknownAccount):
+        enrol_totp(tx.conn, "no-such-id", secret, code, T0)
+    later = T0 + timedelta(seconds=30)
+    assert _sign_in(store, "dr.patel", password, code=totp.code_at(secret, later), now=later).id
 
 
 def test_totp_only_when_enrolled(store: SqlStore) -> None:

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import Connection, delete, select, text, update
+from sqlalchemy.exc import DBAPIError
 
 from opengp.access.audit import (
     AuditEntry,
@@ -61,9 +62,67 @@ def _fill(store: SqlStore, n: int) -> None:
             i += 1
 
 
+def _drop_guard(conn: Connection) -> list[str]:
+    """Drop audit_event's append-only triggers, as someone with DDL rights could; returns
+    the SQL that creates them again."""
+    if conn.dialect.name == "postgresql":
+        query = (
+            "SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger"
+            " WHERE tgrelid = 'audit_event'::regclass AND NOT tgisinternal"
+        )
+        on_table = " ON audit_event"
+    else:
+        query = (
+            "SELECT name, sql FROM sqlite_master"
+            " WHERE type = 'trigger' AND tbl_name = 'audit_event'"
+        )
+        on_table = ""
+    guard = dict(conn.exec_driver_sql(query).all())
+    assert guard, "audit_event has no append-only guard"
+    for name in guard:
+        conn.exec_driver_sql(f"DROP TRIGGER {name}{on_table}")
+    return list(guard.values())
+
+
 def _tamper(store: SqlStore, statement: Any) -> None:
+    """Change the trail past its guard, then put the guard back (in one transaction: the
+    PostgreSQL test database is shared by the whole session)."""
     with store.engine.begin() as conn:
+        guard = _drop_guard(conn)
         conn.execute(statement)
+        for sql in guard:
+            conn.exec_driver_sql(sql)
+
+
+def test_the_trail_refuses_updates_deletes_and_truncation(store: SqlStore) -> None:
+    _fill(store, 5)
+    before = _rows(store)
+    refused: list[Any] = [
+        update(audit_event).where(a.seq == 3).values(principal="staff/someone-else"),
+        update(audit_event).values(detail=None),
+        delete(audit_event).where(a.seq == 5),
+        delete(audit_event),
+    ]
+    if store.dialect == "postgresql":
+        refused.append(text("TRUNCATE audit_event"))
+        refused.append(text("TRUNCATE audit_event RESTART IDENTITY CASCADE"))
+    for statement in refused:
+        with (
+            pytest.raises(DBAPIError, match="audit_event is append-only"),
+            store.engine.begin() as conn,
+        ):
+            conn.execute(statement)
+    # Through the store too: the write fails, and nothing it did is kept.
+    with pytest.raises(DBAPIError, match="append-only"), store.writing() as tx:
+        tx.save("Patient", "p1", {"resourceType": "Patient"}, method="POST", previous=None)
+        tx.conn.execute(delete(audit_event).where(a.seq == 1))
+    assert _rows(store) == before
+    with store.reading() as tx:
+        assert tx.conn.execute(text("SELECT count(*) FROM resource")).scalar_one() == 0
+    assert verify(store.engine).entries == 5
+    with store.auditing() as log:  # appending still works
+        log.audit(_entry(6))
+    assert verify(store.engine).entries == 6
 
 
 def test_write_audits_commit_and_roll_back_with_the_write(store: SqlStore) -> None:

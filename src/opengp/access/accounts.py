@@ -11,7 +11,9 @@ Sign-in rules (NCSC password guidance, OWASP Authentication Cheat Sheet):
   each further failure up to an hour; a locked account fails even with the right password,
   and attempts while locked are neither verified nor counted; a success resets the count;
 - once a TOTP secret is enrolled, a valid code is required (staff are expected to enrol;
-  patients and proxies may);
+  patients and proxies may), and each code is accepted once (RFC 6238 §5.2): the step of the
+  last code accepted is kept, and a code of that step or an earlier one is refused like a
+  wrong code, even when two sign-ins race with it;
 - a disabled account never signs in.
 
 Logs name no patient: usernames are never logged, and only staff account ids are.
@@ -29,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Update, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from opengp.access import totp
@@ -330,14 +332,29 @@ def reset_password(conn: Connection, user_id: str, *, hasher: Hasher = STRONG) -
     return password
 
 
+def _unused_step(query: Update, step: int) -> Update:
+    """`query` restricted to an account that has not accepted a code of `step` or later.
+
+    Checked in the UPDATE itself, so of two transactions using one code only one changes
+    the row, whatever their interleaving (RFC 6238 §5.2: a code is accepted once).
+    """
+    last = user_account.c.totp_last_step
+    return query.where(or_(last.is_(None), last < step))
+
+
 def enrol_totp(conn: Connection, user_id: str, secret: str, code: str, now: datetime) -> None:
-    """Store a TOTP secret once the user has shown a code from it (so the app is set up)."""
+    """Store a TOTP secret once the user has shown a code from it (so the app is set up).
+
+    The code is then used: it cannot sign in, nor can any code of its step or before.
+    """
     _existing(conn, user_id)
-    if not totp.verify(secret, code, now):
+    step = totp.matching_step(secret, code, now)
+    if step is None:
         raise AccountError("the 6-digit code does not match the new authenticator secret")
-    conn.execute(
-        update(user_account).where(user_account.c.id == user_id).values(totp_secret=secret)
-    )
+    enrol = update(user_account).where(user_account.c.id == user_id)
+    stored = conn.execute(_unused_step(enrol, step).values(totp_secret=secret, totp_last_step=step))
+    if not stored.rowcount:
+        raise AccountError("the 6-digit code has already been used: enter the next one")
 
 
 # --- proxies --------------------------------------------------------------------------
@@ -448,6 +465,7 @@ class _Verdict:
     counts: bool  # a failure that counts towards the lock
     seen_hash: str | None = None  # the hash verified, to notice a concurrent change
     seen_totp: str | None = None  # the TOTP secret checked, likewise
+    totp_step: int | None = None  # the step of the code accepted, to record once
     new_hash: str | None = None  # a rehash with current parameters, on success
 
 
@@ -472,8 +490,11 @@ def _judge(
         # Failed codes count too: 6 digits would otherwise be guessed in hours.
         if not totp_code or not totp_code.strip():
             return _Verdict(row.id, "totp-required", counts=True)
-        if not totp.verify(row.totp_secret, totp_code, now):
-            return _Verdict(row.id, "totp-invalid", counts=True)
+        step = totp.matching_step(row.totp_secret, totp_code, now)
+        if step is None or (row.totp_last_step is not None and step <= row.totp_last_step):
+            return _Verdict(row.id, "totp-invalid", counts=True)  # a used code is no better
+    else:
+        step = None
     new_hash = hasher.hash(password) if hasher.needs_rehash(row.password_hash) else None
     return _Verdict(
         row.id,
@@ -481,6 +502,7 @@ def _judge(
         counts=False,
         seen_hash=row.password_hash,
         seen_totp=row.totp_secret,
+        totp_step=step,
         new_hash=new_hash,
     )
 
@@ -528,7 +550,17 @@ def _settle(conn: Connection, verdict: _Verdict, now: datetime) -> Principal | S
     values: dict[str, Any] = {"failed_attempts": 0, "locked_until": None}
     if verdict.new_hash is not None:
         values["password_hash"] = verdict.new_hash
-    conn.execute(update(user_account).where(user_account.c.id == row.id).values(values))
+    success = update(user_account).where(user_account.c.id == row.id)
+    if verdict.totp_step is None:
+        conn.execute(success.values(values))
+        return _principal(row)
+    values["totp_last_step"] = verdict.totp_step
+    if not conn.execute(_unused_step(success, verdict.totp_step).values(values)).rowcount:
+        # The code was accepted since it was judged (a concurrent sign-in): a failure.
+        locked_until = _count_failure(conn, row.id, now)
+        if locked_until is not None:
+            _log_lock(row, locked_until)
+        return SignInFailed("totp-invalid", locked_until=locked_until)
     return _principal(row)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 
@@ -10,13 +11,21 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from opengp.access.principal import Principal
 from opengp.api.negotiation import check_body_type, response_type
 from opengp.config import Settings
 from opengp.fhir import jsonio
-from opengp.fhir.errors import BadRequest, FhirError, Issue, PayloadTooLarge, operation_outcome
+from opengp.fhir.errors import (
+    BadRequest,
+    FhirError,
+    Issue,
+    PayloadTooLarge,
+    Unauthorized,
+    operation_outcome,
+)
 from opengp.services.fhir.interactions import Context
 from opengp.services.fhir.messages import FhirRequest, FhirResponse, etag
-from opengp.services.fhir.router import dispatch, is_point_read
+from opengp.services.fhir.router import dispatch
 from opengp.store import ResourceStore
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -109,19 +118,29 @@ def to_http_response(
 
 
 def error_response(error: FhirError, media: str = "application/fhir+json") -> Response:
+    headers = {"WWW-Authenticate": error.challenge} if isinstance(error, Unauthorized) else None
     return Response(
         orjson.dumps(error.outcome()),
         status_code=error.status,
         media_type=f"{media}; charset=utf-8",
+        headers=headers,
     )
+
+
+# Who is asking, from the request's credentials; raises Unauthorized without good ones.
+Authenticate = Callable[[Request], Awaitable[Principal]]
+PUBLIC_PATHS = frozenset({"metadata"})  # the CapabilityStatement (SMART App Launch §2.1)
 
 
 class FhirEndpoint:
     """The one Starlette endpoint for every FHIR URL and method."""
 
-    def __init__(self, store: ResourceStore, settings: Settings) -> None:
+    def __init__(
+        self, store: ResourceStore, settings: Settings, authenticate: Authenticate
+    ) -> None:
         self.store = store
         self.settings = settings
+        self.authenticate = authenticate
 
     async def handle(self, request: Request) -> Response:
         media = "application/fhir+json"
@@ -129,13 +148,11 @@ class FhirEndpoint:
             media = response_type(
                 request.query_params.get("_format"), request.headers.get("accept")
             )
+            path = request.path_params.get("path", "").strip("/")
+            principal = None if path in PUBLIC_PATHS else await self.authenticate(request)
             fhir_request = await to_fhir_request(request, self.settings)
-            ctx = Context(base_url(request, self.settings))
-            if self.store.point_reads_inline and is_point_read(fhir_request):
-                # Cheaper than the ~0.2 ms hop to a worker thread (docs/benchmarks.md).
-                result = dispatch(self.store, fhir_request, ctx)
-            else:
-                result = await run_in_threadpool(dispatch, self.store, fhir_request, ctx)
+            ctx = Context(base_url(request, self.settings), principal)
+            result = await run_in_threadpool(dispatch, self.store, fhir_request, ctx)
             return to_http_response(result, fhir_request, media, request.method == "HEAD")
         except FhirError as error:
             return error_response(error, media)

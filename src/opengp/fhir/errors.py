@@ -125,3 +125,21 @@ class ServerError(FhirError):
 
     status = 500
     code = "exception"
+
+
+class Unauthorized(FhirError):
+    """401: no identity, or a token that is not good (RFC 6750)."""
+
+    status = 401
+    code = "login"
+
+    def __init__(self, diagnostics: str, *, challenge: str = 'Bearer realm="fhir"') -> None:
+        super().__init__(diagnostics)
+        self.challenge = challenge  # the WWW-Authenticate header (RFC 6750 §3)
+
+
+class Forbidden(FhirError):
+    """403: the identity may not do this (the policy said no)."""
+
+    status = 403
+    code = "forbidden"

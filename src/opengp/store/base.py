@@ -131,10 +131,6 @@ class WriteTransaction(ReadTransaction, Protocol):
 
 
 class ResourceStore(Protocol):
-    # True when reading one resource by id is fast and never waits on other transactions,
-    # so it may run on the event loop (embedded SQLite in WAL mode), not on a worker thread.
-    point_reads_inline: bool
-
     def reading(self) -> AbstractContextManager[ReadTransaction]: ...
 
     def writing(self) -> AbstractContextManager[WriteTransaction]: ...

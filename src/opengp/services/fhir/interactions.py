@@ -12,6 +12,7 @@ from typing import Any
 
 import jsonpatch
 
+from opengp.access.principal import Principal
 from opengp.fhir import jsonio
 from opengp.fhir.errors import (
     BadRequest,
@@ -29,6 +30,8 @@ from opengp.store import ReadTransaction, StoredResource, WriteConflict, WriteTr
 @dataclass(frozen=True, slots=True)
 class Context:
     base_url: str  # absolute FHIR base, e.g. http://127.0.0.1:8000/fhir
+    # Who is asking; None only for what is public (the CapabilityStatement).
+    principal: Principal | None = None
 
     def location(self, stored: StoredResource) -> str:
         return f"{self.base_url}/{stored.resource_type}/{stored.id}/_history/{stored.version_id}"

@@ -12,10 +12,18 @@ from typing import Any
 
 import orjson
 
+from opengp.access.principal import Principal
 from opengp.fhir.definitions.r4 import RESOURCE_TYPES
-from opengp.fhir.errors import BadRequest, Conflict, FhirError, MethodNotAllowed, NotFound
+from opengp.fhir.errors import (
+    BadRequest,
+    Conflict,
+    FhirError,
+    MethodNotAllowed,
+    NotFound,
+    Unauthorized,
+)
 from opengp.fhir.references import is_valid_id
-from opengp.services.fhir import bundles, capabilities, interactions, listing
+from opengp.services.fhir import bundles, capabilities, guard, interactions, listing
 from opengp.services.fhir.interactions import Context
 from opengp.services.fhir.messages import FhirRequest, FhirResponse
 from opengp.store import ResourceStore, WriteConflict
@@ -151,7 +159,13 @@ def _run(tx: Any, request: FhirRequest, ctx: Context) -> FhirResponse:
     found, args = route(request)
     if found.access == "own":
         raise MethodNotAllowed("a Bundle entry cannot itself be a batch or transaction")
-    return found.handler(tx, request, ctx, *args)
+    principal = _who(ctx, found)
+    guard.authorize(principal, found.interaction, args[0] if args else None)
+    response = found.handler(tx, request, ctx, *args)
+    entry = guard.success(principal, found.interaction, args, request, response)
+    if entry is not None:
+        tx.audit(entry)
+    return response
 
 
 def _retrying(store: ResourceStore, work: Callable[[Any], Any]) -> Any:
@@ -165,23 +179,37 @@ def _retrying(store: ResourceStore, work: Callable[[Any], Any]) -> Any:
     raise Conflict("the resource is being changed by others; try again")
 
 
-POINT_READS = frozenset({"read", "vread"})
-
-
-def is_point_read(request: FhirRequest) -> bool:
-    """A read of one resource by id: a single primary-key lookup."""
-    try:
-        return route(request)[0].interaction in POINT_READS
-    except FhirError:
-        return False
+def _who(ctx: Context, found: Route) -> Principal:
+    if ctx.principal is None:
+        # Only the CapabilityStatement is public; the HTTP adapter authenticates the rest.
+        raise Unauthorized("this needs an access token")
+    return ctx.principal
 
 
 def dispatch(store: ResourceStore, request: FhirRequest, ctx: Context) -> FhirResponse:
-    found, args = route(request)
-    if found.access == "own":
-        return found.handler(store, request, ctx, *args)
-    if found.access == "read":
-        with store.reading() as tx:
-            return found.handler(tx, request, ctx, *args)
-    response: FhirResponse = _retrying(store, lambda tx: found.handler(tx, request, ctx, *args))
-    return response
+    """Route, authorise, run and audit one request (http://hl7.org/fhir/R4/http.html)."""
+    found: Route | None = None
+    args: list[str] = []
+    try:
+        found, args = route(request)
+        if found.interaction == "capabilities":
+            return found.handler(store, request, ctx, *args)
+        principal = _who(ctx, found)
+        if found.access == "own":
+            return found.handler(store, request, ctx, *args)
+        guard.authorize(principal, found.interaction, args[0] if args else None)
+        if found.access == "read":
+            with store.reading() as tx:
+                response: FhirResponse = found.handler(tx, request, ctx, *args)
+            entry = guard.success(principal, found.interaction, args, request, response)
+            if entry is not None:
+                # Recorded before the response is sent.
+                with store.auditing() as trail:
+                    trail.audit(entry)
+            return response
+        return _retrying(store, lambda tx: _run(tx, request, ctx))  # type: ignore[no-any-return]
+    except FhirError as error:
+        with store.auditing() as trail:
+            interaction = found.interaction if found else None
+            trail.audit(guard.failure(ctx.principal, interaction, args, error))
+        raise

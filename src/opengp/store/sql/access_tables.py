@@ -5,7 +5,17 @@ Change them only together with a new Alembic migration.
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Index, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
 from opengp.store.sql.tables import SEQ_TYPE, UtcDateTime, metadata
 
@@ -20,6 +30,8 @@ user_account = Table(
     Column("password_hash", Text, nullable=True),  # argon2id; NULL: no password sign-in
     Column("must_change_password", Boolean, nullable=False),  # after a one-time password
     Column("totp_secret", String(64), nullable=True),  # base32; NULL: no second factor yet
+    # The last time step whose code was accepted: codes are accepted once (RFC 6238 §5.2).
+    Column("totp_last_step", BigInteger, nullable=True),
     Column("fhir_user", String(140), nullable=True),  # Practitioner/x | Patient/x | RelatedPerson/x
     Column("practitioner_role", String(140), nullable=True),  # PractitionerRole/x
     Column("organization_id", String(64), nullable=True),
@@ -103,7 +115,8 @@ login_session = Table(
     Column("last_seen", UtcDateTime, nullable=False),
 )
 
-# The append-only audit trail: one row per access, chained by SHA-256.
+# The append-only audit trail: one row per access, chained by SHA-256. Triggers (migration
+# 0003) refuse UPDATE, DELETE and (PostgreSQL) TRUNCATE on it.
 audit_event = Table(
     "audit_event",
     metadata,

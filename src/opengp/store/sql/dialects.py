@@ -35,8 +35,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        # More connections than the 40 worker threads plus the event loop, so a read on the
-        # event loop never waits for a connection.
+        # More connections than the 40 worker threads, so none waits for a connection.
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 40)
     engine = create_engine(url, **kwargs)

@@ -308,9 +308,6 @@ class SqlStore:
         self.engine = engine
         self.clock = clock
         self.dialect = engine.dialect.name
-        # A WAL reader never waits for writers, and a primary-key read of the embedded
-        # database takes well under 0.2 ms. PostgreSQL reads cross the network: never inline.
-        self.point_reads_inline = self.dialect == "sqlite"
         self.write_queue: AbstractContextManager[Any] = (
             threading.Lock() if self.dialect == "sqlite" else nullcontext()
         )

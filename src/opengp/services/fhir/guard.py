@@ -1,0 +1,126 @@
+"""Every FHIR interaction is authorised by the policy and recorded in the audit trail.
+
+One place for both, so no route can be added that skips either: the router calls
+`authorize` before a handler runs and `record` after it (or after it failed).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from opengp.access import policy
+from opengp.access.audit import AuditEntry, Outcome, entry_for, parameter_names
+from opengp.access.principal import Principal
+from opengp.access.scopes import allows
+from opengp.fhir.errors import FhirError, Forbidden
+from opengp.fhir.references import parse_relative
+from opengp.services.fhir.messages import FhirRequest, FhirResponse
+from opengp.store import ResourceStore
+
+# Route interaction (CapabilityStatement code) -> policy interaction and audit action.
+ACTIONS: dict[str, str] = {
+    "read": "read",
+    "vread": "vread",
+    "search-type": "search",
+    "history-instance": "history",
+    "history-type": "history",
+    "history-system": "history",
+    "create": "create",
+    "update": "update",
+    "patch": "patch",
+    "delete": "delete",
+}
+# Elements that put a resource in a patient's record, for the audit trail's patient column
+# (the common cases of the R4 Patient CompartmentDefinition).
+PATIENT_ELEMENTS = ("subject", "patient", "beneficiary", "individual")
+
+
+def _no_relationship(principal: Principal, patient_id: str) -> bool:
+    # Staff reach the API through SMART App Launch, which is not offered yet: until it
+    # is, no staff token exists and this is never asked.
+    return False
+
+
+def authorize(principal: Principal, interaction: str, resource_type: str | None) -> None:
+    action = ACTIONS.get(interaction)
+    if action is None:
+        return  # capabilities, Bundles (their entries are authorised one by one)
+    request = policy.Request(action, resource_type or "*")
+    decision = policy.decide(
+        principal,
+        request,
+        scopes_allow=allows,
+        relationship=_no_relationship,
+        now=datetime.now(UTC),
+    )
+    if not decision:
+        raise Forbidden(f"not allowed: {decision.reason}")
+
+
+def patient_of(resource_type: str, id: str, content: bytes | None) -> str | None:
+    """The patient whose record a resource belongs to, when it says so plainly."""
+    if resource_type == "Patient":
+        return id
+    if content is None:
+        return None
+    body: dict[str, Any] = orjson.loads(content)
+    for name in PATIENT_ELEMENTS:
+        ref = body.get(name)
+        if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
+            literal = parse_relative(ref["reference"])
+            if literal is not None and literal.resource_type == "Patient":
+                return literal.id
+    return None
+
+
+def success(
+    principal: Principal,
+    interaction: str,
+    args: list[str],
+    request: FhirRequest,
+    response: FhirResponse,
+) -> AuditEntry | None:
+    action = ACTIONS.get(interaction)
+    if action is None:
+        return None
+    stored = response.resource
+    resource_type = args[0] if args else None
+    resource_id = stored.id if stored is not None else (args[1] if len(args) > 1 else None)
+    detail: dict[str, Any] = {}
+    patient_id = None
+    if action in ("search", "history"):
+        detail["parameters"] = parameter_names(request.params)
+    elif stored is not None:
+        patient_id = patient_of(stored.resource_type, stored.id, stored.content)
+    return entry_for(
+        principal,
+        action,  # type: ignore[arg-type]
+        patient_id=patient_id,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        detail=detail,
+    )
+
+
+def failure(
+    principal: Principal | None, interaction: str | None, args: list[str], error: FhirError
+) -> AuditEntry:
+    action = ACTIONS.get(interaction or "", "failure")
+    outcome: Outcome = "denied" if error.status in (401, 403) else "failed"
+    return entry_for(
+        principal,
+        action,  # type: ignore[arg-type]
+        outcome,
+        resource_type=args[0] if args else None,
+        resource_id=args[1] if len(args) > 1 else None,
+        detail={"status": error.status, "issue": error.issues[0].code if error.issues else ""},
+    )
+
+
+def record_failure(store: ResourceStore, error: FhirError) -> None:
+    """Audit a request refused before anyone was identified (a missing or bad token)."""
+    with store.auditing() as trail:
+        trail.audit(failure(None, None, [], error))
