@@ -18,6 +18,16 @@ from opengp.config import ConfigError, Settings
 # Further commands, each a module here with `register(subparsers)`.
 COMMAND_MODULES: tuple[str, ...] = ("audit", "clients", "users")
 
+DEMO_SCOPES = "system/*.cruds"
+DEMO_ACCESS = """
+API access (a system client with {scopes}; the secret is shown only now):
+  client id:     {client_id}
+  client secret: {secret}
+Serve it with 'opengp serve', then get a token and read the record:
+  TOKEN=$(curl -s -u '{client_id}:{secret}' -d grant_type=client_credentials \\
+    -d 'scope={scopes}' http://127.0.0.1:8000/oauth2/token \\
+    | python3 -c "import json, sys; print(json.load(sys.stdin)['access_token'])")
+  curl -H "Authorization: Bearer $TOKEN" 'http://127.0.0.1:8000/fhir/Patient?_count=5'"""
 DATABASE_HELP = "database URL (default: $OPENGP_DATABASE_URL or sqlite:///var/opengp.db)"
 
 
@@ -71,6 +81,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
+    from opengp.access.clients import register_client
     from opengp.demo.load import seed, write_ndjson
     from opengp.demo.model import DemoConfig
     from opengp.store.migrate import upgrade
@@ -95,6 +106,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
             try:
                 upgrade(store.engine)
                 result = seed(store, config, progress)
+                if not result.reused:
+                    with store.writing() as tx:
+                        client = register_client(tx.conn, "demo", DEMO_SCOPES)
             finally:
                 store.dispose()
             where = _redacted(settings.database_url)
@@ -108,11 +122,13 @@ def cmd_demo(args: argparse.Namespace) -> None:
             f"Demo practice: {config.patients} patients, {result.total} resources"
             f" in {result.seconds:.1f} s into {where}.\n  {kinds}"
         )
-    if not args.ndjson:
-        print(
-            "Serve it with 'opengp serve' and open http://127.0.0.1:8000/fhir/Patient.\n"
-            "This build has no sign-in yet: the API is open, so keep it on 127.0.0.1."
-        )
+    if args.ndjson:
+        return
+    if result.reused:
+        print("API clients made when it was seeded still work; 'opengp clients add' makes more.")
+        return
+    client_id, secret = client
+    print(DEMO_ACCESS.format(scopes=DEMO_SCOPES, client_id=client_id, secret=secret))
 
 
 def _redacted(url: str) -> str:
