@@ -6,11 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sqlalchemy import Connection, update
+from sqlalchemy import update
 
 from opengp.access.audit import AuditEntry
 from opengp.store.sql import SqlStore
 from opengp.store.sql.access_tables import audit_event
+from tests.audit_guard import drop_guard
 
 
 def _opengp(*args: str) -> subprocess.CompletedProcess[str]:
@@ -21,28 +22,6 @@ def _opengp(*args: str) -> subprocess.CompletedProcess[str]:
         timeout=120,
         check=False,
     )
-
-
-def _drop_guard(conn: Connection) -> list[str]:
-    """Drop audit_event's append-only triggers, as someone with DDL rights could; returns
-    the SQL that creates them again."""
-    if conn.dialect.name == "postgresql":
-        query = (
-            "SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger"
-            " WHERE tgrelid = 'audit_event'::regclass AND NOT tgisinternal"
-        )
-        on_table = " ON audit_event"
-    else:
-        query = (
-            "SELECT name, sql FROM sqlite_master"
-            " WHERE type = 'trigger' AND tbl_name = 'audit_event'"
-        )
-        on_table = ""
-    guard = dict(conn.exec_driver_sql(query).all())
-    assert guard, "audit_event has no append-only guard"
-    for name in guard:
-        conn.exec_driver_sql(f"DROP TRIGGER {name}{on_table}")
-    return list(guard.values())
 
 
 def test_verify_passes_then_names_the_tampered_entry(store: SqlStore, database_url: str) -> None:
@@ -63,7 +42,7 @@ def test_verify_passes_then_names_the_tampered_entry(store: SqlStore, database_u
     assert again.returncode == 0, again.stderr
 
     with store.engine.begin() as conn:
-        guard = _drop_guard(conn)
+        guard = drop_guard(conn)
         conn.execute(update(audit_event).where(audit_event.c.seq == 3).values(principal="x"))
         for sql in guard:  # the PostgreSQL test database is shared by the whole session
             conn.exec_driver_sql(sql)

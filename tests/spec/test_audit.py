@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, delete, select, text, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from opengp.access.audit import (
@@ -21,6 +21,7 @@ from opengp.access.audit import (
 from opengp.fhir.validation import validate_resource
 from opengp.store.sql import SqlStore
 from opengp.store.sql.access_tables import audit_event
+from tests.audit_guard import drop_guard
 
 a = audit_event.c
 
@@ -62,33 +63,11 @@ def _fill(store: SqlStore, n: int) -> None:
             i += 1
 
 
-def _drop_guard(conn: Connection) -> list[str]:
-    """Drop audit_event's append-only triggers, as someone with DDL rights could; returns
-    the SQL that creates them again."""
-    if conn.dialect.name == "postgresql":
-        query = (
-            "SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger"
-            " WHERE tgrelid = 'audit_event'::regclass AND NOT tgisinternal"
-        )
-        on_table = " ON audit_event"
-    else:
-        query = (
-            "SELECT name, sql FROM sqlite_master"
-            " WHERE type = 'trigger' AND tbl_name = 'audit_event'"
-        )
-        on_table = ""
-    guard = dict(conn.exec_driver_sql(query).all())
-    assert guard, "audit_event has no append-only guard"
-    for name in guard:
-        conn.exec_driver_sql(f"DROP TRIGGER {name}{on_table}")
-    return list(guard.values())
-
-
 def _tamper(store: SqlStore, statement: Any) -> None:
     """Change the trail past its guard, then put the guard back (in one transaction: the
     PostgreSQL test database is shared by the whole session)."""
     with store.engine.begin() as conn:
-        guard = _drop_guard(conn)
+        guard = drop_guard(conn)
         conn.execute(statement)
         for sql in guard:
             conn.exec_driver_sql(sql)

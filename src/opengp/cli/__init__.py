@@ -12,8 +12,12 @@ from collections.abc import Sequence
 from datetime import date
 from importlib import import_module
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from opengp.config import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from opengp.store.sql import SqlStore
 
 # Further commands, each a module here with `register(subparsers)`.
 COMMAND_MODULES: tuple[str, ...] = ("audit", "clients", "users")
@@ -129,6 +133,33 @@ def cmd_demo(args: argparse.Namespace) -> None:
         return
     client_id, secret = client
     print(DEMO_ACCESS.format(scopes=DEMO_SCOPES, client_id=client_id, secret=secret))
+
+
+def open_store(args: argparse.Namespace) -> SqlStore:
+    """The store of --database, ready for use: the embedded SQLite database is migrated
+    here; a server database must already be (`opengp db upgrade`)."""
+    from sqlalchemy.exc import OperationalError
+
+    from opengp.store.migrate import upgrade
+    from opengp.store.sql import SqlStore
+
+    url = _settings(args).database_url
+    store = SqlStore.from_url(url)
+    try:
+        if store.dialect == "sqlite":
+            upgrade(store.engine)  # the embedded database is ours to bring up to date
+        else:
+            ready, why = store.is_ready()
+            if not ready:
+                raise Failure(f"{_redacted(url)}: {why}")
+    except OperationalError as exc:
+        store.dispose()
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        raise Failure(f"cannot use the database {_redacted(url)}: {reason}") from None
+    except BaseException:
+        store.dispose()
+        raise
+    return store
 
 
 def _redacted(url: str) -> str:

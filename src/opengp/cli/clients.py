@@ -15,10 +15,10 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from opengp.cli import DATABASE_HELP, Failure, _redacted, _settings
+from opengp.cli import DATABASE_HELP, Failure, open_store
 
 if TYPE_CHECKING:
-    from opengp.store.sql import SqlStore
+    pass
 
 # The registry and the store load only when a command runs: `opengp --help` stays quick.
 
@@ -87,36 +87,11 @@ def _jwks(path: str) -> dict[str, Any]:
         raise argparse.ArgumentTypeError(f"{path}: {exc}") from None
 
 
-def _open_store(args: argparse.Namespace) -> SqlStore:
-    from sqlalchemy.exc import OperationalError
-
-    from opengp.store.migrate import schema_status, upgrade
-    from opengp.store.sql import SqlStore
-
-    url = _settings(args).database_url
-    store = SqlStore.from_url(url)
-    try:
-        if store.dialect == "sqlite":
-            upgrade(store.engine)  # the embedded database is ours to bring up to date
-        else:
-            ready, detail = schema_status(store.engine)
-            if not ready:
-                raise Failure(detail)
-    except OperationalError as exc:
-        store.dispose()
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
-        raise Failure(f"cannot use the database {_redacted(url)}: {reason}") from None
-    except BaseException:
-        store.dispose()
-        raise
-    return store
-
-
 def cmd_add(args: argparse.Namespace) -> None:
     from opengp.access.clients import ClientError
     from opengp.services.oauth import add_client
 
-    store = _open_store(args)
+    store = open_store(args)
     try:
         client_id, secret = add_client(store, args.name, args.scopes, args.purpose, args.jwks)
     except ClientError as exc:
@@ -137,7 +112,7 @@ def cmd_add(args: argparse.Namespace) -> None:
 def cmd_list(args: argparse.Namespace) -> None:
     from opengp.services.oauth import list_clients
 
-    store = _open_store(args)
+    store = open_store(args)
     try:
         clients = list_clients(store)
     finally:

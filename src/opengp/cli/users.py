@@ -19,8 +19,7 @@ from opengp.access.accounts import (
     grant_proxy,
     list_accounts,
 )
-from opengp.cli import DATABASE_HELP, Failure, _redacted, _settings
-from opengp.store.sql import SqlStore
+from opengp.cli import DATABASE_HELP, open_store
 
 # Who proxy_grant.granted_by names for grants made on the command line.
 CLI_GRANTOR = "opengp-cli"
@@ -65,24 +64,6 @@ def register(commands: Any) -> None:
     listing.set_defaults(run=cmd_users_list)
 
 
-def _open_store(args: argparse.Namespace) -> SqlStore:
-    from opengp.store.migrate import upgrade
-
-    url = _settings(args).database_url
-    store = SqlStore.from_url(url)
-    try:
-        if store.dialect == "sqlite":
-            upgrade(store.engine)  # the embedded database is ours to bring up to date
-        else:
-            ready, why = store.is_ready()
-            if not ready:
-                raise Failure(f"{_redacted(url)}: {why} (run 'opengp db upgrade')")
-    except BaseException:
-        store.dispose()
-        raise
-    return store
-
-
 def cmd_users_add(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     proxy_for: str | None = args.proxy_for
     proxy_scopes: str | None = args.proxy_scopes
@@ -91,7 +72,7 @@ def cmd_users_add(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
             parser.error("--proxy-for and --proxy-scopes are for --kind proxy")
         if proxy_for is None or proxy_scopes is None:
             parser.error("--proxy-for and --proxy-scopes go together")
-    store = _open_store(args)
+    store = open_store(args)
     try:
         with store.writing() as tx:
             created = create_user(
@@ -147,7 +128,7 @@ def _status(account: Account, now: datetime) -> str:
 
 
 def cmd_users_list(args: argparse.Namespace) -> None:
-    store = _open_store(args)
+    store = open_store(args)
     try:
         with store.reading() as tx:
             accounts = list_accounts(tx.conn)
