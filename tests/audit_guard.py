@@ -21,7 +21,7 @@ def drop_guard(conn: Connection) -> list[str]:
             " WHERE type = 'trigger' AND tbl_name = 'audit_event'"
         )
         on_table = ""
-    guard: dict[str, str] = dict(conn.exec_driver_sql(query).tuples().all())
+    guard = {str(name): str(sql) for name, sql in conn.exec_driver_sql(query).all()}
     assert guard, "audit_event has no append-only guard"
     for name in guard:
         conn.exec_driver_sql(f"DROP TRIGGER {name}{on_table}")
