@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -18,6 +17,7 @@ from opengp.api import health, landing
 from opengp.api.fhir import FhirEndpoint, error_response
 from opengp.api.metrics import Metrics, RequestMiddleware
 from opengp.api.oauth import OAuthEndpoints, bearer_challenge
+from opengp.api.protection import ProtectionMiddleware
 from opengp.config import Settings
 from opengp.fhir.errors import FhirError, Unauthorized
 from opengp.services.fhir.guard import record_failure
@@ -47,26 +47,31 @@ def create_app(settings: Settings | None = None, store: ResourceStore | None = N
 
     oauth = OAuthEndpoints(settings, the_store)
 
-    async def authenticate(request: Request) -> Principal:
-        """The principal of the request's access token; 401 (and an audit entry) without."""
-        try:
-            claims = await oauth.authenticate(request)
-        except TokenRejected as rejected:
-            failure = Unauthorized(
-                f"the access token was refused: {rejected.reason}",
-                challenge=bearer_challenge(rejected),
-            )
-        else:
-            if claims is not None:
-                return claims.principal()
-            failure = Unauthorized(
-                "this needs an access token: see /fhir/.well-known/smart-configuration",
-                challenge=bearer_challenge(),
-            )
-        await run_in_threadpool(record_failure, the_store, failure)
-        raise failure
+    def identify(request: Request) -> Callable[[], Principal]:
+        """Who is asking, from the bearer token (RFC 6750); 401, audited, without a good one."""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        urls = oauth.urls(request)
 
-    fhir = FhirEndpoint(the_store, settings, authenticate)
+        def principal() -> Principal:
+            if scheme.lower() == "bearer":
+                try:
+                    return oauth.service.principal_of(oauth.service.verify(token.strip(), urls))
+                except TokenRejected as rejected:
+                    failure = Unauthorized(
+                        f"the access token was refused: {rejected.reason}",
+                        challenge=bearer_challenge(rejected),
+                    )
+            else:
+                failure = Unauthorized(
+                    "this needs an access token: see /fhir/.well-known/smart-configuration",
+                    challenge=bearer_challenge(),
+                )
+            record_failure(the_store, failure)
+            raise failure
+
+        return principal
+
+    fhir = FhirEndpoint(the_store, settings, identify)
     app = Starlette(
         routes=[
             Route("/", landing.landing),
@@ -82,5 +87,6 @@ def create_app(settings: Settings | None = None, store: ResourceStore | None = N
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,
     )
+    app.add_middleware(ProtectionMiddleware)
     app.add_middleware(RequestMiddleware, metrics=metrics)
     return app

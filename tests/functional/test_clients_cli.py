@@ -128,6 +128,15 @@ def test_human_output_shows_the_secret_once(tmp_path: Path) -> None:
         ),
         (["--name", "X", "--scopes", "system/*.rs", "--jwks", "/no/such.json"], "cannot read"),
         (["--scopes", "system/*.rs"], "--name"),
+        (
+            ["--name", "X", "--scopes", "system/*.rs", "--redirect-uri", "https://a.example/cb"],
+            "only patient/ and user/ scopes",
+        ),
+        (
+            ["--name", "X", "--scopes", "patient/*.rs", "--redirect-uri", "http://a.example/cb"],
+            "must be an absolute https URI",
+        ),
+        (["--name", "X", "--scopes", "system/*.rs", "--public"], "--public is for apps"),
     ],
 )
 def test_bad_usage_exits_2_with_the_reason(tmp_path: Path, args: list[str], complaint: str) -> None:
@@ -149,3 +158,24 @@ def test_other_failures_exit_1_with_one_line(tmp_path: Path) -> None:
     done = _opengp("clients", "list", "--database", unreachable)
     assert done.returncode == 1
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_an_app_is_registered_with_its_redirect_uris(database_url: str) -> None:
+    added = _add(
+        database_url,
+        "--name",
+        "Patient app",
+        "--scopes",
+        "openid fhirUser launch/patient offline_access patient/*.rs",
+        "--redirect-uri",
+        "https://app.example/callback",
+        "--redirect-uri",
+        "http://127.0.0.1:8765/cb",
+        "--public",
+    )
+    assert added["client_secret"] is None
+    done = _opengp("clients", "list", "--json", "--database", database_url)
+    assert done.returncode == 0, done.stderr
+    (listed,) = [json.loads(line) for line in done.stdout.splitlines()]
+    assert listed["auth_method"] == "none"
+    assert listed["redirect_uris"] == ["https://app.example/callback", "http://127.0.0.1:8765/cb"]

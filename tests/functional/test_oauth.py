@@ -240,7 +240,9 @@ def test_scopes_beyond_the_registration_are_400_invalid_scope(
             400,
             "unsupported_grant_type",
         ),
-        ({"grant_type": "authorization_code", "code": "x"}, 400, "unsupported_grant_type"),
+        # A system client is not an app: it may not use the app grants.
+        ({"grant_type": "authorization_code", "code": "x"}, 400, "unauthorized_client"),
+        ({"grant_type": "refresh_token", "refresh_token": "x"}, 400, "unauthorized_client"),
         ({"scope": "system/*.rs"}, 400, "unsupported_grant_type"),
     ],
 )
@@ -387,18 +389,31 @@ def test_smart_configuration(http: TestClient) -> None:
     assert config["token_endpoint_auth_methods_supported"] == [
         "client_secret_basic",
         "private_key_jwt",
+        "none",
     ]
     assert config["token_endpoint_auth_signing_alg_values_supported"] == ["RS384", "ES384"]
-    assert config["grant_types_supported"] == ["client_credentials"]
+    assert config["grant_types_supported"] == [
+        "authorization_code",
+        "client_credentials",
+        "refresh_token",
+    ]
     assert config["code_challenge_methods_supported"] == ["S256"]
     assert set(config["capabilities"]) == {
+        "launch-standalone",
+        "client-public",
         "client-confidential-symmetric",
         "client-confidential-asymmetric",
+        "context-standalone-patient",
+        "permission-patient",
+        "permission-user",
+        "permission-offline",
         "permission-v1",
         "permission-v2",
+        "sso-openid-connect",
     }
     assert "system/*.rs" in config["scopes_supported"]
-    assert "authorization_endpoint" not in config  # not implemented yet
+    assert config["authorization_endpoint"] == f"{BASE}/oauth2/authorize"
+    assert config["response_types_supported"] == ["code"]
 
 
 def test_discovery_documents_say_only_what_exists(http: TestClient) -> None:
@@ -406,9 +421,11 @@ def test_discovery_documents_say_only_what_exists(http: TestClient) -> None:
         metadata = http.get(path).json()
         assert metadata["issuer"] == ISSUER
         assert metadata["token_endpoint"] == TOKEN_URL
-        assert metadata["grant_types_supported"] == ["client_credentials"]
-        assert "authorization_endpoint" not in metadata
-        assert "id_token_signing_alg_values_supported" not in metadata
+        assert "client_credentials" in metadata["grant_types_supported"]
+        assert metadata["authorization_endpoint"] == f"{BASE}/oauth2/authorize"
+        assert metadata["response_types_supported"] == ["code"]
+        assert metadata["id_token_signing_alg_values_supported"] == ["RS256"]
+        assert "userinfo_endpoint" not in metadata  # not implemented
         assert metadata["revocation_endpoint_auth_methods_supported"] == [
             "client_secret_basic",
             "private_key_jwt",

@@ -98,7 +98,32 @@ def test_a_key_client_has_its_jwks_and_no_secret(store: SqlStore) -> None:
         ({"auth_method": "none"}, "auth_method must be one of"),
         ({"auth_method": "private_key_jwt"}, "needs its public keys"),
         ({"jwks": {"keys": []}}, "only for private_key_jwt"),
-        ({"grant_types": ["authorization_code"]}, "grant_types must be from client_credentials"),
+        ({"grant_types": ["implicit"]}, "grant_types must be from client_credentials"),
+        ({"grant_types": ["authorization_code"]}, "an app may hold only patient/ and user/"),
+        (
+            {"grant_types": ["authorization_code"], "scopes": "patient/*.rs"},
+            "an app needs at least one redirect URI",
+        ),
+        (
+            {
+                "grant_types": ["authorization_code"],
+                "scopes": "patient/*.rs",
+                "redirect_uris": ["https://app.example/cb#x"],
+            },
+            "without a fragment",
+        ),
+        (
+            {
+                "grant_types": ["authorization_code"],
+                "scopes": "patient/*.rs",
+                "redirect_uris": ["https://app.example/cb"],
+                "auth_method": "private_key_jwt",
+            },
+            "auth_method must be one of client_secret_basic, none",
+        ),
+        ({"grant_types": ["client_credentials", "authorization_code"]}, "either a system"),
+        ({"grant_types": ["client_credentials", "refresh_token"]}, "refresh_token is only"),
+        ({"redirect_uris": ["https://app.example/cb"]}, "only for apps"),
     ],
 )
 def test_registrations_that_are_refused(

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -29,8 +30,12 @@ from opengp.store.sql import dialects
 from opengp.store.sql.access_tables import oauth_client, oauth_grant
 
 AUTH_METHODS = ("client_secret_basic", "private_key_jwt")
+# Apps (SMART App Launch) may also be public: no secret, PKCE instead (auth method "none").
+APP_AUTH_METHODS = ("client_secret_basic", "none")
 PURPOSES = ("direct-care", "migration")
-GRANT_TYPES = ("client_credentials",)  # what the authorization server implements so far
+SYSTEM_GRANT_TYPES = ("client_credentials",)
+APP_GRANT_TYPES = ("authorization_code", "refresh_token")
+GRANT_TYPES = SYSTEM_GRANT_TYPES + APP_GRANT_TYPES  # what the authorization server implements
 # SMART Backend Services asks clients to sign with RS384 or ES384, and servers to accept one.
 ASSERTION_ALGORITHMS = ("RS384", "ES384")
 PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
@@ -49,7 +54,7 @@ class ClientError(ValueError):
 class Client:
     client_id: str
     name: str
-    auth_method: str  # client_secret_basic | private_key_jwt
+    auth_method: str  # client_secret_basic | private_key_jwt | none (public apps)
     scopes: tuple[str, ...]  # the most it may be granted
     purpose: str  # direct-care | migration
     grant_types: tuple[str, ...]
@@ -58,6 +63,7 @@ class Client:
     organization_id: str | None
     disabled: bool
     created: datetime
+    redirect_uris: tuple[str, ...] = ()  # apps: where codes may be sent, matched exactly
 
 
 def register_client(
@@ -68,25 +74,42 @@ def register_client(
     auth_method: str = "client_secret_basic",
     jwks: dict[str, Any] | None = None,
     *,
-    grant_types: Sequence[str] = GRANT_TYPES,
+    grant_types: Sequence[str] = SYSTEM_GRANT_TYPES,
+    redirect_uris: Sequence[str] = (),
     organization_id: str | None = None,
     now: datetime | None = None,
 ) -> tuple[str, str | None]:
-    """Register a client: its id, and its secret (None for private_key_jwt clients).
+    """Register a client: its id, and its secret (None for private_key_jwt and public clients).
 
-    The secret is returned once, here; only its hash is kept.
+    A system client (client_credentials) holds system/ scopes; an app (authorization_code,
+    optionally refresh_token) holds patient/ and user/ scopes and the launch and identity
+    scopes, and needs at least one redirect URI. The secret is returned once, here; only its
+    hash is kept.
     """
     name = _check_name(name)
-    granted = check_client_scopes(scopes if isinstance(scopes, str) else " ".join(scopes))
-    if purpose not in PURPOSES:
-        raise ClientError(f"purpose must be one of {', '.join(PURPOSES)}, not {purpose!r}")
-    if auth_method not in AUTH_METHODS:
-        raise ClientError(f"auth_method must be one of {', '.join(AUTH_METHODS)}")
+    scope_text = scopes if isinstance(scopes, str) else " ".join(scopes)
     unsupported = set(grant_types) - set(GRANT_TYPES)
     if unsupported or not grant_types:
         raise ClientError(f"grant_types must be from {', '.join(GRANT_TYPES)}")
+    is_app = "authorization_code" in grant_types
+    if is_app and "client_credentials" in grant_types:
+        raise ClientError("a client is either a system (client_credentials) or an app")
+    if "refresh_token" in grant_types and not is_app:
+        raise ClientError("refresh_token is only for apps (with authorization_code)")
+    granted = check_app_scopes(scope_text) if is_app else check_client_scopes(scope_text)
+    if purpose not in PURPOSES:
+        raise ClientError(f"purpose must be one of {', '.join(PURPOSES)}, not {purpose!r}")
+    methods = APP_AUTH_METHODS if is_app else AUTH_METHODS
+    if auth_method not in methods:
+        raise ClientError(f"auth_method must be one of {', '.join(methods)}")
+    uris = check_redirect_uris(redirect_uris) if is_app else ()
+    if redirect_uris and not is_app:
+        raise ClientError("redirect URIs are only for apps (authorization_code)")
     secret: str | None = None
-    if auth_method == "private_key_jwt":
+    if auth_method == "none":
+        if jwks is not None:
+            raise ClientError("a public app has no keys")
+    elif auth_method == "private_key_jwt":
         if jwks is None:
             raise ClientError("a private_key_jwt client needs its public keys (a JWKS)")
         jwks = check_jwks(jwks)
@@ -106,7 +129,7 @@ def register_client(
             "scopes": " ".join(granted),
             "purpose": purpose,
             "grant_types": " ".join(grant_types),
-            "redirect_uris": "",
+            "redirect_uris": " ".join(uris),
             "organization_id": organization_id,
             "disabled": False,
             "created": now or datetime.now(UTC),
@@ -137,6 +160,47 @@ def check_client_scopes(text: str) -> tuple[str, ...]:
     except ScopeError as exc:
         raise ClientError(str(exc)) from None
     return scopes
+
+
+def check_app_scopes(text: str) -> tuple[str, ...]:
+    """The scopes an app may be registered with: patient/ and user/ scopes, and the
+    identity and launch scopes (openid fhirUser launch/patient offline_access)."""
+    try:
+        scopes = parse_scopes(text)
+        for scope in scopes:
+            if scope not in OTHER_SCOPES and parse_scope(scope).context == "system":
+                raise ClientError(
+                    f"{scope!r}: an app may hold only patient/ and user/ scopes"
+                    " (and openid fhirUser launch/patient offline_access)"
+                )
+    except ScopeError as exc:
+        raise ClientError(str(exc)) from None
+    return scopes
+
+
+def check_redirect_uris(uris: Sequence[str]) -> tuple[str, ...]:
+    """An app's redirect URIs: absolute https URIs without a fragment (RFC 6749 §3.1.2),
+    or http on a loopback address for native apps (RFC 8252 §7.3)."""
+    if not uris:
+        raise ClientError("an app needs at least one redirect URI")
+    checked = []
+    for uri in uris:
+        parts = urlsplit(uri)
+        loopback = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "::1", "localhost")
+        if (
+            (parts.scheme != "https" and not loopback)
+            or not parts.hostname
+            or parts.fragment
+            or "#" in uri
+            or any(c.isspace() for c in uri)
+            or len(uri) > 2000
+        ):
+            raise ClientError(
+                f"redirect URI {uri!r} must be an absolute https URI without a fragment"
+                " (or http on a loopback address)"
+            )
+        checked.append(uri)
+    return tuple(dict.fromkeys(checked))
 
 
 def check_jwks(jwks: Any) -> dict[str, Any]:
@@ -207,6 +271,7 @@ def _client(row: Any) -> Client:
         organization_id=row.organization_id,
         disabled=row.disabled,
         created=row.created,
+        redirect_uris=tuple(row.redirect_uris.split()),
     )
 
 

@@ -19,6 +19,8 @@ joserfc. `verify_access_token` refuses a token for a distinct reason each way it
 from __future__ import annotations
 
 import secrets
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -144,6 +146,30 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):  # type: ignore[misc]
         return {"purpose": client.purpose}
 
 
+# Tokens whose signature has been verified, by the exact token and key: a client sends the
+# same token for minutes, and the signature check is most of a token's cost. Only the
+# signature is remembered; every claim (expiry, issuer, audience) and revocation is checked
+# on every request.
+_VERIFIED: OrderedDict[tuple[str, str], jwt.Token] = OrderedDict()
+_VERIFIED_MAX = 4096
+_VERIFIED_LOCK = threading.Lock()
+
+
+def _decode(token: str, key: SigningKey) -> jwt.Token:
+    cache_key = (token, key.kid)
+    with _VERIFIED_LOCK:
+        found = _VERIFIED.get(cache_key)
+        if found is not None:
+            _VERIFIED.move_to_end(cache_key)
+            return found
+    decoded = jwt.decode(token, key.public, algorithms=[key.alg])
+    with _VERIFIED_LOCK:
+        _VERIFIED[cache_key] = decoded
+        while len(_VERIFIED) > _VERIFIED_MAX:
+            _VERIFIED.popitem(last=False)
+    return decoded
+
+
 def verify_access_token(
     token: str, authority: TokenAuthority, conn: Connection, *, now: datetime | None = None
 ) -> AccessClaims:
@@ -155,7 +181,7 @@ def verify_access_token(
     """
     moment = now or datetime.now(UTC)
     try:
-        decoded = jwt.decode(token, authority.key.public, algorithms=[authority.key.alg])
+        decoded = _decode(token, authority.key)
     except UnsupportedAlgorithmError as exc:
         raise TokenRejected("algorithm-not-allowed", exc.description) from None
     except (BadSignatureError, InvalidKeyIdError):

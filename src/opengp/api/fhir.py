@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 
@@ -127,20 +127,27 @@ def error_response(error: FhirError, media: str = "application/fhir+json") -> Re
     )
 
 
-# Who is asking, from the request's credentials; raises Unauthorized without good ones.
-Authenticate = Callable[[Request], Awaitable[Principal]]
+# From a request, a function (run on a worker thread, with the request's other work) that
+# says who is asking; it raises Unauthorized, after auditing the refusal, without good
+# credentials.
+Identify = Callable[[Request], Callable[[], Principal]]
 PUBLIC_PATHS = frozenset({"metadata"})  # the CapabilityStatement (SMART App Launch §2.1)
 
 
 class FhirEndpoint:
     """The one Starlette endpoint for every FHIR URL and method."""
 
-    def __init__(
-        self, store: ResourceStore, settings: Settings, authenticate: Authenticate
-    ) -> None:
+    def __init__(self, store: ResourceStore, settings: Settings, identify: Identify) -> None:
         self.store = store
         self.settings = settings
-        self.authenticate = authenticate
+        self.identify = identify
+
+    def _serve(
+        self, identify: Callable[[], Principal] | None, request: FhirRequest, base: str
+    ) -> FhirResponse:
+        """Identify, authorise, run and audit: one worker-thread hop for all of it."""
+        principal = identify() if identify is not None else None
+        return dispatch(self.store, request, Context(base, principal))
 
     async def handle(self, request: Request) -> Response:
         media = "application/fhir+json"
@@ -149,10 +156,12 @@ class FhirEndpoint:
                 request.query_params.get("_format"), request.headers.get("accept")
             )
             path = request.path_params.get("path", "").strip("/")
-            principal = None if path in PUBLIC_PATHS else await self.authenticate(request)
+            identify = None if path in PUBLIC_PATHS else self.identify(request)
+            if identify is not None and "authorization" not in request.headers:
+                await run_in_threadpool(identify)  # refuses (401) before reading any body
             fhir_request = await to_fhir_request(request, self.settings)
-            ctx = Context(base_url(request, self.settings), principal)
-            result = await run_in_threadpool(dispatch, self.store, fhir_request, ctx)
+            base = base_url(request, self.settings)
+            result = await run_in_threadpool(self._serve, identify, fhir_request, base)
             return to_http_response(result, fhir_request, media, request.method == "HEAD")
         except FhirError as error:
             return error_response(error, media)

@@ -1,6 +1,8 @@
 """HTTP adapter for the OAuth2 authorization server and its discovery documents.
 
-POST /oauth2/token                          client credentials (SMART Backend Services)
+GET  /oauth2/authorize                      sign-in page (SMART App Launch, standalone)
+POST /oauth2/authorize                      sign in; back to the app with a code
+POST /oauth2/token                          client credentials, authorization code, refresh
 POST /oauth2/introspect                     RFC 7662
 POST /oauth2/revoke                         RFC 7009
 GET  /oauth2/jwks                           the public keys tokens are signed with
@@ -20,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from opengp.access.tokens import AccessClaims, TokenRejected
+from opengp.api import authorize
 from opengp.config import Settings
 from opengp.services.oauth import (
     Answer,
@@ -46,6 +49,7 @@ class OAuthEndpoints:
     def routes(self) -> list[BaseRoute]:
         """The routes; mount them before /fhir/{path}, which would take the SMART one."""
         return [
+            Route("/oauth2/authorize", self.authorize, methods=["GET", "POST"]),
             Route("/oauth2/token", self.token, methods=["POST"]),
             Route("/oauth2/introspect", self.introspect, methods=["POST"]),
             Route("/oauth2/revoke", self.revoke, methods=["POST"]),
@@ -73,6 +77,14 @@ class OAuthEndpoints:
         claims: AccessClaims = await run_in_threadpool(self.service.verify, token.strip(), urls)
         return claims
 
+    async def authorize(self, request: Request) -> Response:
+        # The first call may load (or make) the key the form tokens are keyed from.
+        launch = await run_in_threadpool(self.service.launch)
+        fhir_base = self.urls(request).fhir_base
+        if request.method == "GET":
+            return await authorize.show(request, launch, fhir_base)
+        return await authorize.submit(request, launch, fhir_base)
+
     async def token(self, request: Request) -> Response:
         urls = self.urls(request)
         return await self._post(request, urls.token, lambda post: self.service.token(post, urls))
@@ -95,7 +107,8 @@ class OAuthEndpoints:
         return JSONResponse(smart_configuration(self.urls(request)))
 
     async def metadata(self, request: Request) -> Response:
-        return JSONResponse(server_metadata(self.urls(request)))
+        key = await run_in_threadpool(self.service.signing_key)
+        return JSONResponse(server_metadata(self.urls(request), key.alg))
 
     async def _post(self, request: Request, url: str, run: _Handler) -> Response:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()

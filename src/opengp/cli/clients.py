@@ -1,11 +1,17 @@
-"""`opengp clients`: register and list OAuth2 system clients (SMART Backend Services).
+"""`opengp clients`: register and list OAuth2 clients: systems (SMART Backend Services)
+and apps (SMART App Launch).
 
     opengp clients add --name NAME --scopes "SCOPES" [--purpose direct-care|migration]
-                       [--jwks FILE] [--json] [--database URL]
+                       [--jwks FILE] [--redirect-uri URI]... [--public]
+                       [--json] [--database URL]
     opengp clients list [--json] [--database URL]
 
-With --jwks the client authenticates with JWTs signed by its own keys (private_key_jwt) and
-gets no secret; otherwise a secret is made and shown once (client_secret_basic).
+Without --redirect-uri the client is a system (client credentials, system/ scopes): with
+--jwks it authenticates with JWTs signed by its own keys (private_key_jwt) and gets no
+secret; otherwise a secret is made and shown once (client_secret_basic). With --redirect-uri
+(repeatable) it is an app (authorization code with PKCE, refresh tokens; patient/ and user/
+scopes, openid fhirUser launch/patient offline_access): confidential with a secret, or with
+--public a public app with no secret (auth method none).
 """
 
 from __future__ import annotations
@@ -22,7 +28,10 @@ if TYPE_CHECKING:
 
 # The registry and the store load only when a command runs: `opengp --help` stays quick.
 
-SCOPES_HELP = 'space-separated system/ scopes, e.g. "system/Patient.rs system/Observation.cruds"'
+SCOPES_HELP = (
+    'space-separated scopes: system/ for systems, e.g. "system/Patient.rs"; for apps'
+    " patient/ and user/ ones and openid fhirUser launch/patient offline_access"
+)
 
 
 def register(commands: Any) -> None:
@@ -45,9 +54,19 @@ def register(commands: Any) -> None:
     add.add_argument(
         "--jwks", type=_jwks, metavar="FILE", help="the client's public keys (JWKS JSON)"
     )
+    add.add_argument(
+        "--redirect-uri",
+        action="append",
+        default=[],
+        metavar="URI",
+        help="an app's redirect URI, matched exactly (repeatable); makes the client an app",
+    )
+    add.add_argument(
+        "--public", action="store_true", help="a public app: no secret, PKCE (auth method none)"
+    )
     add.add_argument("--json", action="store_true", help="print the credentials as JSON")
     add.add_argument("--database", help=DATABASE_HELP)
-    add.set_defaults(run=cmd_add)
+    add.set_defaults(run=cmd_add, add_parser=add)
 
     listing = client_commands.add_parser("list", help="list registered clients")
     listing.add_argument("--json", action="store_true", help="print JSON lines")
@@ -64,12 +83,36 @@ def _purpose(text: str) -> str:
 
 
 def _scopes(text: str) -> str:
-    from opengp.access.clients import ClientError, check_client_scopes
+    from opengp.access.scopes import ScopeError, parse_scopes
 
     try:
-        return " ".join(check_client_scopes(text))
-    except ClientError as exc:
+        return " ".join(parse_scopes(text))
+    except ScopeError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _check_usage(args: argparse.Namespace) -> None:
+    """Usage errors that depend on more than one option: exit 2 with the reason."""
+    from opengp.access.clients import (
+        ClientError,
+        check_app_scopes,
+        check_client_scopes,
+        check_redirect_uris,
+    )
+
+    parser: argparse.ArgumentParser = args.add_parser
+    try:
+        if args.redirect_uri:
+            check_app_scopes(args.scopes)
+            check_redirect_uris(args.redirect_uri)
+        else:
+            check_client_scopes(args.scopes)
+    except ClientError as exc:
+        parser.error(str(exc))
+    if args.public and not args.redirect_uri:
+        parser.error("--public is for apps: give their --redirect-uri")
+    if args.redirect_uri and args.jwks is not None:
+        parser.error("--jwks is for system clients, not apps (--redirect-uri)")
 
 
 def _jwks(path: str) -> dict[str, Any]:
@@ -91,9 +134,18 @@ def cmd_add(args: argparse.Namespace) -> None:
     from opengp.access.clients import ClientError
     from opengp.services.oauth import add_client
 
+    _check_usage(args)
     store = open_store(args)
     try:
-        client_id, secret = add_client(store, args.name, args.scopes, args.purpose, args.jwks)
+        client_id, secret = add_client(
+            store,
+            args.name,
+            args.scopes,
+            args.purpose,
+            args.jwks,
+            redirect_uris=args.redirect_uri,
+            public=args.public,
+        )
     except ClientError as exc:
         raise Failure(str(exc)) from None
     finally:
@@ -102,7 +154,9 @@ def cmd_add(args: argparse.Namespace) -> None:
         print(json.dumps({"client_id": client_id, "client_secret": secret}))
         return
     print(f"client_id:     {client_id}")
-    if secret is None:
+    if secret is None and args.public:
+        print("a public app: no secret; it must use PKCE (S256)")
+    elif secret is None:
         print("authenticates with private_key_jwt, using the keys in the JWKS given")
     else:
         print(f"client_secret: {secret}")
@@ -124,6 +178,7 @@ def cmd_list(args: argparse.Namespace) -> None:
             "auth_method": client.auth_method,
             "purpose": client.purpose,
             "scopes": " ".join(client.scopes),
+            "redirect_uris": list(client.redirect_uris),
             "disabled": client.disabled,
             "created": client.created.isoformat(),
         }

@@ -11,10 +11,11 @@ https://hl7.org/fhir/smart-app-launch/backend-services.html
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -39,8 +40,10 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, KeySetSerialization
 
 from opengp.access import clients as registry
+from opengp.access.accounts import SignInFailed, UnknownAccount, principal_for, proxy_patients
 from opengp.access.clients import ASSERTION_ALGORITHMS, AUTH_METHODS, Client
 from opengp.access.keys import SigningKey, load_signing_key
+from opengp.access.principal import Principal
 from opengp.access.scopes import ScopeError, covered, parse_scopes
 from opengp.access.tokens import (
     AccessClaims,
@@ -51,6 +54,7 @@ from opengp.access.tokens import (
     verify_access_token,
 )
 from opengp.config import ConfigError, Settings
+from opengp.services.launch import AuthorizationCode, Launch, Refresh, code_challenge
 from opengp.store import ResourceStore
 from opengp.store.sql import SqlStore
 
@@ -59,9 +63,19 @@ log = logging.getLogger("opengp.oauth")
 # SMART Backend Services: an assertion's exp is at most five minutes ahead.
 MAX_ASSERTION_SECONDS = 300
 ASSERTION_LEEWAY_SECONDS = 30  # clock skew allowed between client and server
-GRANT_TYPES = ["client_credentials"]
-# Examples, not a full list: any system/ scope within a client's registration may be asked for.
-SCOPES_SUPPORTED = ["system/*.cruds", "system/*.rs"]
+GRANT_TYPES = ["authorization_code", "client_credentials", "refresh_token"]
+# Examples, not a full list: any scope within a client's registration may be asked for.
+SCOPES_SUPPORTED = [
+    "system/*.cruds",
+    "system/*.rs",
+    "patient/*.rs",
+    "user/*.rs",
+    "launch/patient",
+    "openid",
+    "fhirUser",
+    "offline_access",
+]
+TOKEN_AUTH_METHODS = [*AUTH_METHODS, "none"]  # none: public apps, with PKCE
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +90,10 @@ class ServerUrls:
         return f"{self.issuer}/oauth2/token"
 
     @property
+    def authorize(self) -> str:
+        return f"{self.issuer}/oauth2/authorize"
+
+    @property
     def jwks(self) -> str:
         return f"{self.issuer}/oauth2/jwks"
 
@@ -88,20 +106,25 @@ class ServerUrls:
         return f"{self.issuer}/oauth2/revoke"
 
 
-def server_metadata(urls: ServerUrls) -> dict[str, Any]:
+def server_metadata(urls: ServerUrls, id_token_alg: str | None = None) -> dict[str, Any]:
     """Authorization server metadata (RFC 8414), also served as OpenID discovery.
 
-    Only what exists: no authorization endpoint or ID tokens yet, so no OpenID-specific fields.
+    Only what exists. ID tokens are issued to apps asking for `openid fhirUser` (SMART's
+    sso-openid-connect); there is no userinfo endpoint.
     """
     auth_methods, algorithms = list(AUTH_METHODS), list(ASSERTION_ALGORITHMS)
     return {
         "issuer": urls.issuer,
         "jwks_uri": urls.jwks,
+        "authorization_endpoint": urls.authorize,
         "token_endpoint": urls.token,
-        "token_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_methods_supported": TOKEN_AUTH_METHODS,
         "token_endpoint_auth_signing_alg_values_supported": algorithms,
         "grant_types_supported": GRANT_TYPES,
-        "response_types_supported": [],
+        "response_types_supported": ["code"],
+        "code_challenge_methods_supported": ["S256"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [id_token_alg] if id_token_alg else [],
         "scopes_supported": SCOPES_SUPPORTED,
         "introspection_endpoint": urls.introspect,
         "introspection_endpoint_auth_methods_supported": auth_methods,
@@ -115,23 +138,33 @@ def server_metadata(urls: ServerUrls) -> dict[str, Any]:
 def smart_configuration(urls: ServerUrls) -> dict[str, Any]:
     """/.well-known/smart-configuration (SMART App Launch 2.0 §"Metadata").
 
-    The capabilities are only those implemented: confidential clients with a secret
-    (symmetric) or a key pair (asymmetric), and SMART v1 and v2 scope syntax.
+    The capabilities are only those implemented: standalone launch with a patient in
+    context, public apps and confidential ones with a secret (symmetric) or a key pair
+    (asymmetric, backend services), SMART v1 and v2 scope syntax, patient/ and user/
+    scopes, refresh tokens (offline_access) and OpenID Connect ID tokens.
     """
     return {
         "issuer": urls.issuer,
         "jwks_uri": urls.jwks,
+        "authorization_endpoint": urls.authorize,
         "token_endpoint": urls.token,
-        "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "token_endpoint_auth_methods_supported": TOKEN_AUTH_METHODS,
         "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         "grant_types_supported": GRANT_TYPES,
         "scopes_supported": SCOPES_SUPPORTED,
-        "response_types_supported": [],
+        "response_types_supported": ["code"],
         "capabilities": [
+            "launch-standalone",
+            "client-public",
             "client-confidential-symmetric",
             "client-confidential-asymmetric",
+            "context-standalone-patient",
+            "permission-patient",
+            "permission-user",
+            "permission-offline",
             "permission-v1",
             "permission-v2",
+            "sso-openid-connect",
         ],
         "code_challenge_methods_supported": ["S256"],
         "introspection_endpoint": urls.introspect,
@@ -204,6 +237,37 @@ class OAuthService:
         with self.store.reading() as tx:
             return verify_access_token(token, authority, tx.conn, now=self.store.clock())
 
+    def principal_of(self, claims: AccessClaims) -> Principal:
+        """Who a verified token speaks for: a system client, or the user an app acts for.
+
+        A user's token gives their account's principal now (a disabled or removed account's
+        tokens are refused as revoked), narrowed to the token's scopes, with the patient in
+        context from the token (for a proxy, only while the grant for that patient stands).
+        """
+        if claims.subject == claims.client_id:
+            return claims.principal()
+        with self.store.reading() as tx:
+            try:
+                user = principal_for(tx.conn, claims.subject)
+            except (UnknownAccount, SignInFailed):
+                raise TokenRejected("revoked", "the account is disabled or removed") from None
+            patient = claims.claims.get("patient")
+            patient_id = user.patient_id
+            if user.kind == "proxy" and isinstance(patient, str):
+                patient_id = patient if patient in proxy_patients(tx.conn, user.id) else None
+        return replace(
+            user,
+            scopes=frozenset(claims.scopes),
+            client_id=claims.client_id,
+            purpose=claims.purpose,
+            patient_id=patient_id,
+        )
+
+    def launch(self) -> Launch:
+        """The authorization endpoint's use cases; its form tokens are keyed from our key."""
+        pem = self.signing_key().private.as_pem(private=True)
+        return Launch(self.store, hashlib.sha256(b"opengp authorize form\n" + pem).digest())
+
     def jwks(self) -> dict[str, Any]:
         return self.signing_key().jwks()
 
@@ -235,13 +299,34 @@ def _form_problem(post: FormPost) -> str | None:
 
 
 def add_client(
-    store: SqlStore, name: str, scopes: str, purpose: str, jwks: Any = None
+    store: SqlStore,
+    name: str,
+    scopes: str,
+    purpose: str,
+    jwks: Any = None,
+    *,
+    redirect_uris: Sequence[str] = (),
+    public: bool = False,
 ) -> tuple[str, str | None]:
-    """Register a system client; its id and its secret (None when it signs with its keys)."""
-    method = "private_key_jwt" if jwks is not None else "client_secret_basic"
+    """Register a client; its id and its secret (None when it signs with its keys, or is a
+    public app). With redirect URIs it is an app (authorization code, refresh tokens)."""
+    if redirect_uris:
+        method = "none" if public else "client_secret_basic"
+        grant_types: tuple[str, ...] = registry.APP_GRANT_TYPES
+    else:
+        method = "private_key_jwt" if jwks is not None else "client_secret_basic"
+        grant_types = registry.SYSTEM_GRANT_TYPES
     with store.writing() as tx:
         return registry.register_client(
-            tx.conn, name, scopes, purpose, method, jwks, now=tx.clock()
+            tx.conn,
+            name,
+            scopes,
+            purpose,
+            method,
+            jwks,
+            grant_types=grant_types,
+            redirect_uris=redirect_uris,
+            now=tx.clock(),
         )
 
 
@@ -311,7 +396,7 @@ class _Client(ClientMixin):  # type: ignore[misc]
         return " ".join(parse_scopes(scope)) if scope else None
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
-        return False
+        return redirect_uri in self.client.redirect_uris  # exact match (RFC 9700 §4.1.3)
 
     def check_client_secret(self, client_secret: str) -> bool:
         return registry.check_secret(self.client, client_secret)
@@ -320,7 +405,7 @@ class _Client(ClientMixin):  # type: ignore[misc]
         return method == self.client.auth_method
 
     def check_response_type(self, response_type: str) -> bool:
-        return False
+        return response_type == "code" and "authorization_code" in self.client.grant_types
 
     def check_grant_type(self, grant_type: str) -> bool:
         return grant_type in self.client.grant_types
@@ -467,6 +552,8 @@ class _Server(AuthorizationServer):  # type: ignore[misc]
         self.urls = urls
         authority = service.authority(urls)
         self.register_grant(_ClientCredentials)
+        self.register_grant(AuthorizationCode, [code_challenge()])
+        self.register_grant(Refresh)
         self.register_client_auth_method(_PrivateKeyJwt.CLIENT_AUTH_METHOD, _PrivateKeyJwt(self))
         generator = AccessTokenGenerator(authority, service.settings.token_lifetime_seconds)
         self.register_token_generator("default", generator)

@@ -1,0 +1,154 @@
+"""GET and POST /oauth2/authorize: the sign-in page of SMART standalone launch.
+
+A plain, accessible HTML form (labels, autocomplete, an error summary with role="alert"), no
+JavaScript; the NHS.UK design comes with the screens. The form carries the authorization
+request's own parameters and a token binding them to this browser: an HMAC over them, a
+time and a random value kept in a SameSite=Strict cookie (a login CSRF defence). The page is
+never framed (clickjacking) nor cached.
+"""
+
+from __future__ import annotations
+
+import time
+from html import escape
+from urllib.parse import parse_qsl
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from opengp.services.launch import (
+    AuthorizePage,
+    AuthorizeRequest,
+    Launch,
+    Redirect,
+    RedirectError,
+    SignInProblem,
+    new_browser_id,
+)
+
+COOKIE = "opengp_authorize"
+MAX_FORM_BYTES = 16 * 1024
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; form-action 'self'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    html = f"""<!DOCTYPE html>
+<html lang="en-GB">
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(title)} - OpenGP</title></head>
+<body><main>
+<h1>{escape(title)}</h1>
+{body}
+</main></body>
+</html>
+"""
+    return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
+
+
+def error_page(message: str) -> HTMLResponse:
+    return _page("Cannot sign in to this app", f'<p role="alert">{escape(message)}</p>', 400)
+
+
+def sign_in_page(
+    request: AuthorizeRequest, form_token: str, *, error: str | None = None, username: str = ""
+) -> HTMLResponse:
+    hidden = "\n".join(
+        f'<input type="hidden" name="{escape(name)}" value="{escape(value)}">'
+        for name, value in request.params
+    )
+    alert = (
+        ""
+        if error is None
+        else f'<div role="alert"><h2>There is a problem</h2><p>{escape(error)}</p></div>\n'
+    )
+    app = escape(request.client.name)
+    body = f"""{alert}<p>Sign in to let <strong>{app}</strong> use your GP record.</p>
+<form method="post" action="/oauth2/authorize">
+{hidden}
+<input type="hidden" name="form_token" value="{escape(form_token)}">
+<p><label for="username">Username</label><br>
+<input id="username" name="username" type="text" autocomplete="username" required
+ value="{escape(username)}"></p>
+<p><label for="password">Password</label><br>
+<input id="password" name="password" type="password" autocomplete="current-password" required></p>
+<p><label for="totp">Security code (if you use an authenticator app)</label><br>
+<input id="totp" name="totp" type="text" inputmode="numeric" autocomplete="one-time-code"
+ pattern="[0-9 ]*"></p>
+<p><button type="submit">Sign in</button></p>
+</form>
+"""
+    return _page("Sign in", body, 200 if error is None else 400)
+
+
+def _redirect(redirect: Redirect) -> Response:
+    # 303: the browser follows with GET, never re-posting the password (RFC 9700 §4.12).
+    return RedirectResponse(
+        redirect.location, status_code=303, headers={"Cache-Control": "no-store"}
+    )
+
+
+async def show(request: Request, launch: Launch, fhir_base: str) -> Response:
+    params = request.query_params.multi_items()
+    try:
+        checked = await run_in_threadpool(launch.check, params, fhir_base)
+    except AuthorizePage as exc:
+        return error_page(str(exc))
+    except RedirectError as exc:
+        return _redirect(exc.redirect)
+    browser = request.cookies.get(COOKIE) or new_browser_id()
+    response = sign_in_page(checked, launch.form_token(checked, browser, time.time()))
+    _set_cookie(response, browser)
+    return response
+
+
+async def submit(request: Request, launch: Launch, fhir_base: str) -> Response:
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return error_page("The form is too large.")
+    try:
+        form = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=30)
+    except (UnicodeDecodeError, ValueError):
+        return error_page("The form could not be read: go back to the app and try again.")
+    fields = dict(form)
+    params = [(n, v) for n, v in form if n not in ("username", "password", "totp", "form_token")]
+    try:
+        checked = await run_in_threadpool(launch.check, params, fhir_base)
+    except AuthorizePage as exc:
+        return error_page(str(exc))
+    except RedirectError as exc:
+        return _redirect(exc.redirect)
+    browser = request.cookies.get(COOKIE, "")
+    if not launch.form_token_ok(checked, browser, fields.get("form_token", "")):
+        return error_page("This sign-in page has expired: go back to the app and start again.")
+    username = fields.get("username", "")
+    try:
+        redirect = await run_in_threadpool(
+            launch.sign_in, checked, username, fields.get("password", ""), fields.get("totp")
+        )
+    except SignInProblem as exc:
+        token = launch.form_token(checked, browser, time.time())
+        return sign_in_page(checked, token, error=str(exc), username=username)
+    response = _redirect(redirect)
+    response.delete_cookie(COOKIE, path="/oauth2/authorize", secure=True, httponly=True)
+    return response
+
+
+def _set_cookie(response: Response, browser: str) -> None:
+    response.set_cookie(
+        COOKIE,
+        browser,
+        max_age=30 * 60,
+        path="/oauth2/authorize",
+        secure=True,
+        httponly=True,
+        samesite="strict",
+    )
