@@ -94,14 +94,22 @@ def _redirect(redirect: Redirect) -> Response:
     )
 
 
-async def show(request: Request, launch: Launch, fhir_base: str) -> Response:
-    params = request.query_params.multi_items()
+async def _checked(
+    launch: Launch, params: list[tuple[str, str]], fhir_base: str
+) -> AuthorizeRequest | Response:
+    """The authorization request if it is valid; otherwise the page or redirect to answer."""
     try:
-        checked = await run_in_threadpool(launch.check, params, fhir_base)
+        return await run_in_threadpool(launch.check, params, fhir_base)
     except AuthorizePage as exc:
         return error_page(str(exc))
     except RedirectError as exc:
         return _redirect(exc.redirect)
+
+
+async def show(request: Request, launch: Launch, fhir_base: str) -> Response:
+    checked = await _checked(launch, request.query_params.multi_items(), fhir_base)
+    if isinstance(checked, Response):
+        return checked
     browser = request.cookies.get(COOKIE) or new_browser_id()
     response = sign_in_page(checked, launch.form_token(checked, browser, time.time()))
     _set_cookie(response, browser)
@@ -120,12 +128,9 @@ async def submit(request: Request, launch: Launch, fhir_base: str) -> Response:
         return error_page("The form could not be read: go back to the app and try again.")
     fields = dict(form)
     params = [(n, v) for n, v in form if n not in ("username", "password", "totp", "form_token")]
-    try:
-        checked = await run_in_threadpool(launch.check, params, fhir_base)
-    except AuthorizePage as exc:
-        return error_page(str(exc))
-    except RedirectError as exc:
-        return _redirect(exc.redirect)
+    checked = await _checked(launch, params, fhir_base)
+    if isinstance(checked, Response):
+        return checked
     browser = request.cookies.get(COOKIE, "")
     if not launch.form_token_ok(checked, browser, fields.get("form_token", "")):
         return error_page("This sign-in page has expired: go back to the app and start again.")
