@@ -143,3 +143,8 @@ class Forbidden(FhirError):
 
     status = 403
     code = "forbidden"
+
+
+class Concealed(NotFound):
+    """404 for something that exists but may not be seen: a patient asking for another
+    patient's record learns nothing, not even that it exists. Audited as a denial."""

@@ -15,7 +15,7 @@ from opengp.access import policy
 from opengp.access.audit import AuditEntry, Outcome, entry_for, parameter_names
 from opengp.access.principal import Principal
 from opengp.access.scopes import allows
-from opengp.fhir.errors import FhirError, Forbidden
+from opengp.fhir.errors import Concealed, FhirError, Forbidden
 from opengp.fhir.references import parse_relative
 from opengp.services.fhir.messages import FhirRequest, FhirResponse
 from opengp.store import ResourceStore
@@ -44,36 +44,81 @@ def _no_relationship(principal: Principal, patient_id: str) -> bool:
     return False
 
 
-def authorize(principal: Principal, interaction: str, resource_type: str | None) -> None:
+# Patients and proxies read by id: the resource is fetched first, because whose record it is
+# (and whether it is withheld) is only known from the resource itself.
+AFTER_READING = frozenset({"read", "vread"})
+
+
+def checks_after_reading(principal: Principal, interaction: str) -> bool:
+    return principal.kind in ("patient", "proxy") and interaction in AFTER_READING
+
+
+def authorize(
+    principal: Principal,
+    interaction: str,
+    resource_type: str | None,
+    *,
+    patient_id: str | None = None,
+    security: frozenset[tuple[str, str]] = frozenset(),
+) -> None:
     action = ACTIONS.get(interaction)
     if action is None:
         return  # capabilities, Bundles (their entries are authorised one by one)
-    request = policy.Request(action, resource_type or "*")
+    request = policy.Request(action, resource_type or "*", patient_id, security)
+    proxied = frozenset({principal.patient_id}) if principal.patient_id else frozenset()
     decision = policy.decide(
         principal,
         request,
         scopes_allow=allows,
         relationship=_no_relationship,
         now=datetime.now(UTC),
+        proxy_patients=proxied if principal.kind == "proxy" else frozenset(),
     )
     if not decision:
         raise Forbidden(f"not allowed: {decision.reason}")
 
 
-def patient_of(resource_type: str, id: str, content: bytes | None) -> str | None:
-    """The patient whose record a resource belongs to, when it says so plainly."""
-    if resource_type == "Patient":
-        return id
+def authorize_read(principal: Principal, interaction: str, response: FhirResponse) -> None:
+    """The check of a patient's or proxy's read, once the resource is known: anything
+    outside their record, or withheld from online access, is concealed (404, not 403)."""
+    stored = response.resource
+    if stored is None:
+        return
+    patient_id, security = _record_of(stored.resource_type, stored.id, stored.content)
+    try:
+        authorize(
+            principal, interaction, stored.resource_type, patient_id=patient_id, security=security
+        )
+    except Forbidden:
+        raise Concealed(f"{stored.resource_type}/{stored.id} is not known") from None
+
+
+def _record_of(
+    resource_type: str, id: str, content: bytes | None
+) -> tuple[str | None, frozenset[tuple[str, str]]]:
+    """Whose record a resource is in (when it says so plainly) and its meta.security labels."""
     if content is None:
-        return None
+        return (id if resource_type == "Patient" else None), frozenset()
     body: dict[str, Any] = orjson.loads(content)
+    labels = frozenset(
+        (str(c.get("system", "")), str(c.get("code", "")))
+        for c in body.get("meta", {}).get("security", ())
+        if isinstance(c, dict)
+    )
+    if resource_type == "Patient":
+        return id, labels
     for name in PATIENT_ELEMENTS:
         ref = body.get(name)
         if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
             literal = parse_relative(ref["reference"])
             if literal is not None and literal.resource_type == "Patient":
-                return literal.id
-    return None
+                return literal.id, labels
+    return None, labels
+
+
+def patient_of(resource_type: str, id: str, content: bytes | None) -> str | None:
+    """The patient whose record a resource belongs to, when it says so plainly."""
+    return _record_of(resource_type, id, content)[0]
 
 
 def success(
@@ -109,7 +154,8 @@ def failure(
     principal: Principal | None, interaction: str | None, args: list[str], error: FhirError
 ) -> AuditEntry:
     action = ACTIONS.get(interaction or "", "failure")
-    outcome: Outcome = "denied" if error.status in (401, 403) else "failed"
+    denied = error.status in (401, 403) or isinstance(error, Concealed)
+    outcome: Outcome = "denied" if denied else "failed"
     return entry_for(
         principal,
         action,  # type: ignore[arg-type]

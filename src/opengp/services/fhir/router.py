@@ -22,6 +22,7 @@ from opengp.fhir.errors import (
     NotFound,
     Unauthorized,
 )
+from opengp.fhir.errors import Concealed, Gone
 from opengp.fhir.references import is_valid_id
 from opengp.services.fhir import bundles, capabilities, guard, interactions, listing
 from opengp.services.fhir.interactions import Context
@@ -197,10 +198,19 @@ def dispatch(store: ResourceStore, request: FhirRequest, ctx: Context) -> FhirRe
         principal = _who(ctx, found)
         if found.access == "own":
             return found.handler(store, request, ctx, *args)
-        guard.authorize(principal, found.interaction, args[0] if args else None)
+        after = guard.checks_after_reading(principal, found.interaction)
+        if not after:
+            guard.authorize(principal, found.interaction, args[0] if args else None)
         if found.access == "read":
-            with store.reading() as tx:
-                response: FhirResponse = found.handler(tx, request, ctx, *args)
+            try:
+                with store.reading() as tx:
+                    response: FhirResponse = found.handler(tx, request, ctx, *args)
+            except Gone:
+                if after:  # a deletion says the record existed: not for other patients
+                    raise Concealed(f"{request.path} is not known") from None
+                raise
+            if after:
+                guard.authorize_read(principal, found.interaction, response)
             entry = guard.success(principal, found.interaction, args, request, response)
             if entry is not None:
                 # Recorded before the response is sent.
