@@ -16,13 +16,14 @@ from opengp.access.principal import Principal
 from opengp.fhir.definitions.r4 import RESOURCE_TYPES
 from opengp.fhir.errors import (
     BadRequest,
+    Concealed,
     Conflict,
     FhirError,
+    Gone,
     MethodNotAllowed,
     NotFound,
     Unauthorized,
 )
-from opengp.fhir.errors import Concealed, Gone
 from opengp.fhir.references import is_valid_id
 from opengp.services.fhir import bundles, capabilities, guard, interactions, listing
 from opengp.services.fhir.interactions import Context
