@@ -12,11 +12,10 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from opengp.access.principal import Principal
-from opengp.access.tokens import TokenRejected
 from opengp.api import health, landing
 from opengp.api.fhir import FhirEndpoint, error_response
 from opengp.api.metrics import Metrics, RequestMiddleware
-from opengp.api.oauth import OAuthEndpoints, bearer_challenge
+from opengp.api.oauth import OAuthEndpoints
 from opengp.api.protection import ProtectionMiddleware
 from opengp.config import Settings
 from opengp.fhir.errors import FhirError, Unauthorized
@@ -48,28 +47,17 @@ def create_app(settings: Settings | None = None, store: ResourceStore | None = N
     oauth = OAuthEndpoints(settings, the_store)
 
     def identify(request: Request) -> Callable[[], Principal]:
-        """Who is asking, from the bearer token (RFC 6750); 401, audited, without a good one."""
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        urls = oauth.urls(request)
+        """Who is asking (the bearer token); a refusal is audited before it is answered."""
+        principal = oauth.identify(request)
 
-        def principal() -> Principal:
-            if scheme.lower() == "bearer":
-                try:
-                    return oauth.service.principal_of(oauth.service.verify(token.strip(), urls))
-                except TokenRejected as rejected:
-                    failure = Unauthorized(
-                        f"the access token was refused: {rejected.reason}",
-                        challenge=bearer_challenge(rejected),
-                    )
-            else:
-                failure = Unauthorized(
-                    "this needs an access token: see /fhir/.well-known/smart-configuration",
-                    challenge=bearer_challenge(),
-                )
-            record_failure(the_store, failure)
-            raise failure
+        def audited() -> Principal:
+            try:
+                return principal()
+            except Unauthorized as failure:
+                record_failure(the_store, failure)
+                raise
 
-        return principal
+        return audited
 
     fhir = FhirEndpoint(the_store, settings, identify)
     app = Starlette(

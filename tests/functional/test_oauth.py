@@ -19,6 +19,7 @@ import pytest
 from joserfc import jws, jwt
 from joserfc.jwk import ECKey, OctKey, RSAKey
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -32,9 +33,10 @@ from opengp.access.tokens import (
     TokenRejected,
     verify_access_token,
 )
-from opengp.api.oauth import OAuthEndpoints, bearer_challenge
+from opengp.api.oauth import OAuthEndpoints
 from opengp.app import create_app
 from opengp.config import Settings
+from opengp.fhir.errors import Unauthorized
 from opengp.services.oauth import add_client
 from opengp.store.sql import SqlStore
 
@@ -684,20 +686,16 @@ def test_the_generator_and_the_verifier_agree(store: SqlStore, server_key: Signi
 def test_the_bearer_token_of_a_request_is_authenticated(
     settings: Settings, store: SqlStore, http: TestClient
 ) -> None:
-    """What the FHIR endpoint calls: `OAuthEndpoints.authenticate` and `bearer_challenge`."""
+    """What the FHIR endpoint calls: `OAuthEndpoints.identify`."""
     oauth = OAuthEndpoints(settings, store)
 
     async def protected(request: Request) -> Response:
         try:
-            claims = await oauth.authenticate(request)
-        except TokenRejected as rejected:
-            challenge = bearer_challenge(rejected)
-            return JSONResponse({}, status_code=401, headers={"WWW-Authenticate": challenge})
-        if claims is None:
-            return JSONResponse(
-                {}, status_code=401, headers={"WWW-Authenticate": bearer_challenge()}
-            )
-        return JSONResponse({"client": claims.client_id, "scopes": list(claims.scopes)})
+            principal = await run_in_threadpool(oauth.identify(request))
+        except Unauthorized as refused:
+            headers = {"WWW-Authenticate": refused.challenge}
+            return JSONResponse({}, status_code=401, headers=headers)
+        return JSONResponse({"client": principal.client_id, "scopes": sorted(principal.scopes)})
 
     client = Secret(store)
     token = _token(http, client)

@@ -21,6 +21,7 @@ from opengp.access.audit import (
 from opengp.fhir.validation import validate_resource
 from opengp.store.sql import SqlStore
 from opengp.store.sql.access_tables import audit_event
+from opengp.store.sql.audit import ENTRY_COLUMNS
 from tests.audit_guard import drop_guard
 
 a = audit_event.c
@@ -226,24 +227,7 @@ def test_a_rewritten_chain_does_not_match_the_recorded_head(store: SqlStore) -> 
     recorded = verify(store.engine)
     # Someone with database access rewrites the whole trail consistently (no secret key).
     rows = _rows(store)
-    entries = [
-        {
-            c: getattr(r, c)
-            for c in (
-                "action",
-                "outcome",
-                "principal",
-                "on_behalf_of",
-                "client_id",
-                "purpose",
-                "patient_id",
-                "resource_type",
-                "resource_id",
-                "detail",
-            )
-        }
-        for r in rows
-    ]
+    entries = [{c: getattr(r, c) for c in ENTRY_COLUMNS} for r in rows]
     entries[3]["patient_id"] = "someone-else"
     forged = chain(entries, 0, "0" * 64, rows[0].recorded)
     _tamper(store, delete(audit_event))

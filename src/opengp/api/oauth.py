@@ -21,9 +21,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from opengp.access.tokens import AccessClaims, TokenRejected
+from opengp.access.principal import Principal
+from opengp.access.tokens import TokenRejected
 from opengp.api import authorize
 from opengp.config import Settings
+from opengp.fhir.errors import Unauthorized
 from opengp.services.oauth import (
     Answer,
     FormPost,
@@ -64,18 +66,28 @@ class OAuthEndpoints:
         issuer = self.settings.public_url or str(request.base_url).rstrip("/")
         return ServerUrls(issuer, self.settings.fhir_base_url or f"{issuer}/fhir")
 
-    async def authenticate(self, request: Request) -> AccessClaims | None:
-        """The verified claims of the request's bearer token (RFC 6750 §2.1); None without one.
-
-        Raises `TokenRejected` for a token that is not good: answer 401 with the header
-        `bearer_challenge(rejected)` gives.
-        """
+    def identify(self, request: Request) -> Callable[[], Principal]:
+        """From a request, a function (to run on a worker thread) giving the principal of its
+        bearer token (RFC 6750 §2.1); it raises `Unauthorized`, carrying the
+        `WWW-Authenticate` challenge, when the token is missing or not good."""
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer":
-            return None
         urls = self.urls(request)
-        claims: AccessClaims = await run_in_threadpool(self.service.verify, token.strip(), urls)
-        return claims
+
+        def principal() -> Principal:
+            if scheme.lower() != "bearer":
+                raise Unauthorized(
+                    "this needs an access token: see /fhir/.well-known/smart-configuration",
+                    challenge=bearer_challenge(),
+                )
+            try:
+                return self.service.principal_of(self.service.verify(token.strip(), urls))
+            except TokenRejected as rejected:
+                raise Unauthorized(
+                    f"the access token was refused: {rejected.reason}",
+                    challenge=bearer_challenge(rejected),
+                ) from None
+
+        return principal
 
     async def authorize(self, request: Request) -> Response:
         # The first call may load (or make) the key the form tokens are keyed from.
