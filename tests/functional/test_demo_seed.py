@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,11 +22,13 @@ from opengp.demo.generator import Part, generate
 from opengp.demo.model import DemoConfig
 from opengp.fhir.references import iter_references, parse_relative
 from opengp.fhir.validation import validate_resource
+from opengp.services.oauth import add_client
 from opengp.store.migrate import upgrade
 from opengp.store.sql import SqlStore
 from opengp.store.sql.tables import resource
 from tests.functional.conftest import BASE, bearer_token
 
+APP = "https://app.example/callback"
 CONFIG = DemoConfig(patients=12, seed=7, as_of=date(2026, 11, 1))
 
 
@@ -111,15 +114,53 @@ def test_ndjson_has_one_file_per_type_matching_the_counts(tmp_path: Path) -> Non
         assert all(orjson.loads(line)["resourceType"] == kind for line in lines)
 
 
-def test_opengp_demo_command_seeds_then_reuses(tmp_path: Path) -> None:
+def test_opengp_demo_command_seeds_prints_sign_ins_then_reuses(
+    tmp_path: Path, key_file: Path
+) -> None:
     url = f"sqlite:///{tmp_path / 'demo.db'}"
-    command = [sys.executable, "-m", "opengp", "demo", "--patients", "4", "--database", url]
+    command = [sys.executable, "-m", "opengp", "demo", "--patients", "40", "--database", url]
     first = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr
-    assert "Demo practice: 4 patients" in first.stdout
+    assert "Demo practice: 40 patients" in first.stdout
+    printed = dict(re.findall(r"username (\S+)\s+one-time password (\S+)", first.stdout))
+    assert set(printed) == {
+        "demo.gp",
+        "demo.nurse",
+        "demo.reception",
+        "demo.manager",
+        "demo.patient",
+        "demo.parent",
+    }
+    assert first.stdout.count("otpauth://totp/") == 4  # staff have a second factor
+
+    # The printed one-time password signs the patient in, straight to choosing a new one.
+    store = SqlStore.from_url(url)
+    settings = Settings(database_url=url, signing_key_path=str(key_file))
+    with TestClient(create_app(settings, store), base_url=BASE) as client:
+        client_id, _ = add_client(
+            store, "App", "openid patient/*.rs", "direct-care", redirect_uris=[APP], public=True
+        )
+        params = {
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": APP,
+            "scope": "openid patient/*.rs",
+            "aud": f"{BASE}/fhir",
+            "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            "code_challenge_method": "S256",
+        }
+        page = client.get("/oauth2/authorize", params=params)
+        hidden = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', page.text))
+        form = {**hidden, "username": "demo.patient", "password": printed["demo.patient"]}
+        response = client.post("/oauth2/authorize", data=form)
+        assert response.status_code == 200, response.text
+        assert "Create a new password" in response.text
+    store.dispose()
+
     second = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert second.returncode == 0, second.stderr
     assert "reusing it" in second.stdout
+    assert "one-time password" not in second.stdout
     bad = subprocess.run([*command, "--as-of", "yesterday"], capture_output=True, text=True)
     assert bad.returncode == 2
     assert "not a date" in bad.stderr

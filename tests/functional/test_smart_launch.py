@@ -10,6 +10,7 @@ import base64
 import hashlib
 import re
 import secrets
+import time
 from collections.abc import Iterator
 from html import unescape
 from pathlib import Path
@@ -359,7 +360,9 @@ def test_a_form_without_its_token_is_refused(http: TestClient, store: SqlStore) 
     assert response.status_code == 400 and "location" not in response.headers
 
 
-def test_a_one_time_password_must_be_changed_first(http: TestClient, store: SqlStore) -> None:
+def test_a_one_time_password_must_be_replaced_before_the_app_gets_a_code(
+    http: TestClient, store: SqlStore
+) -> None:
     mine = new_patient(http, store, "9434765919")
     with store.writing() as tx:
         created = accounts.create_user(
@@ -371,11 +374,48 @@ def test_a_one_time_password_must_be_changed_first(http: TestClient, store: SqlS
             with_totp=False,
         )
     client_id, _ = new_app(store)
-    response = sign_in(
-        http, client_id, Pkce(), APP_SCOPES, "new.patient", created.one_time_password
-    )
+    pkce = Pkce()
+    page = sign_in(http, client_id, pkce, APP_SCOPES, "new.patient", created.one_time_password)
+    assert page.status_code == 200 and "location" not in page.headers
+    assert "Create a new password" in page.text
+    form = form_of(page.text)
+
+    def choose(new: str, confirm: str) -> Any:
+        return http.post(
+            "/oauth2/authorize",
+            data={**form, "new_password": new, "confirm_password": confirm},
+        )
+
+    mismatch = choose(PASSWORD, PASSWORD + "x")
+    assert mismatch.status_code == 400 and "type the same one twice" in mismatch.text
+    weak = choose("short", "short")
+    assert weak.status_code == 400 and "Choose a different password" in weak.text
+    same = choose(created.one_time_password, created.one_time_password)
+    assert same.status_code == 400 and "differ from the one-time password" in same.text
+
+    code = code_from(choose(PASSWORD, PASSWORD))
+    token = exchange(http, client_id, code, pkce.verifier)
+    assert token.status_code == 200 and token.json()["patient"] == mine
+
+    replay = choose("another long passphrase 43", "another long passphrase 43")
+    assert replay.status_code == 400 and "expired" in replay.text
+    old = sign_in(http, client_id, Pkce(), APP_SCOPES, "new.patient", created.one_time_password)
+    assert old.status_code == 400 and "location" not in old.headers
+    code_from(sign_in(http, client_id, Pkce(), APP_SCOPES, "new.patient", PASSWORD))
+
+
+def test_a_forged_password_change_token_is_refused(http: TestClient, store: SqlStore) -> None:
+    client_id, _ = new_app(store)
+    page = http.get("/oauth2/authorize", params=authorize_params(client_id, Pkce(), APP_SCOPES))
+    form = {
+        **form_of(page.text),
+        "change_token": f"{int(time.time())}.some-user.{'0' * 32}.{'0' * 64}",
+        "new_password": PASSWORD,
+        "confirm_password": PASSWORD,
+    }
+    response = http.post("/oauth2/authorize", data=form)
     assert response.status_code == 400 and "location" not in response.headers
-    assert "change your one-time password" in response.text
+    assert "sign in again" in response.text
 
 
 # ---- refresh tokens: rotation and reuse -----------------------------------------------------

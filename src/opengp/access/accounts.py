@@ -21,6 +21,7 @@ Logs name no patient: usernames are never logged, and only staff account ids are
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import re
@@ -638,6 +639,40 @@ def change_password(
         raise SignInFailed("disabled")
     if hmac.compare_digest(normalise_password(old).encode(), normalise_password(new).encode()):
         raise WeakPassword("the new password must differ from the current one")
+    _store_password(conn, user_id, new, hasher)
+
+
+def password_fingerprint(conn: Connection, user_id: str) -> str:
+    """A digest of the account's current password hash: proof, inside a signed token, that
+    the password has not changed since the token was issued (so the token works once)."""
+    row = _existing(conn, user_id)
+    return hashlib.sha256((row.password_hash or "").encode()).hexdigest()[:32]
+
+
+def replace_one_time_password(
+    conn: Connection, user_id: str, fingerprint: str, new: str, *, hasher: Hasher = STRONG
+) -> None:
+    """Set the first real password of an account that has just signed in with a one-time
+    password (the sign-in is vouched for by `fingerprint`, taken when it succeeded).
+
+    Raises `WeakPassword`, `SignInFailed` (the one-time password is no longer current, or
+    the account was locked or disabled since) or `UnknownAccount`.
+    """
+    row = _existing(conn, user_id, for_update=True)
+    check_password(new, username=row.username)
+    current = password_fingerprint(conn, user_id)
+    if not row.must_change_password or not hmac.compare_digest(current, fingerprint):
+        raise SignInFailed("invalid-credentials")
+    if row.disabled:
+        raise SignInFailed("disabled")
+    if row.locked_until is not None and row.locked_until > _utc_now():
+        raise SignInFailed("locked", locked_until=row.locked_until)
+    if hasher.verify(row.password_hash, new):
+        raise WeakPassword("the new password must differ from the one-time password")
+    _store_password(conn, user_id, new, hasher)
+
+
+def _store_password(conn: Connection, user_id: str, new: str, hasher: Hasher) -> None:
     conn.execute(
         update(user_account)
         .where(user_account.c.id == user_id)

@@ -21,6 +21,8 @@ from opengp.services.launch import (
     AuthorizePage,
     AuthorizeRequest,
     Launch,
+    PasswordChange,
+    PasswordProblem,
     Redirect,
     RedirectError,
     SignInProblem,
@@ -29,6 +31,9 @@ from opengp.services.launch import (
 
 COOKIE = "opengp_authorize"
 MAX_FORM_BYTES = 16 * 1024
+# The page's own fields; everything else in the form is the authorization request.
+FORM_FIELDS = frozenset(["username", "password", "totp", "form_token", "change_token"])
+FORM_FIELDS |= {"new_password", "confirm_password"}
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": "default-src 'none'; form-action 'self'; frame-ancestors 'none'",
@@ -56,35 +61,60 @@ def error_page(message: str) -> HTMLResponse:
     return _page("Cannot sign in to this app", f'<p role="alert">{escape(message)}</p>', 400)
 
 
+def _form(request: AuthorizeRequest, form_token: str, fields: str, button: str) -> str:
+    hidden = "\n".join(
+        f'<input type="hidden" name="{escape(name)}" value="{escape(value)}">'
+        for name, value in (*request.params, ("form_token", form_token))
+    )
+    return f"""<form method="post" action="/oauth2/authorize">
+{hidden}
+{fields}
+<p><button type="submit">{escape(button)}</button></p>
+</form>
+"""
+
+
+def _alert(error: str | None) -> str:
+    if error is None:
+        return ""
+    return f'<div role="alert"><h2>There is a problem</h2><p>{escape(error)}</p></div>\n'
+
+
 def sign_in_page(
     request: AuthorizeRequest, form_token: str, *, error: str | None = None, username: str = ""
 ) -> HTMLResponse:
-    hidden = "\n".join(
-        f'<input type="hidden" name="{escape(name)}" value="{escape(value)}">'
-        for name, value in request.params
-    )
-    alert = (
-        ""
-        if error is None
-        else f'<div role="alert"><h2>There is a problem</h2><p>{escape(error)}</p></div>\n'
-    )
-    app = escape(request.client.name)
-    body = f"""{alert}<p>Sign in to let <strong>{app}</strong> use your GP record.</p>
-<form method="post" action="/oauth2/authorize">
-{hidden}
-<input type="hidden" name="form_token" value="{escape(form_token)}">
-<p><label for="username">Username</label><br>
+    fields = f"""<p><label for="username">Username</label><br>
 <input id="username" name="username" type="text" autocomplete="username" required
  value="{escape(username)}"></p>
 <p><label for="password">Password</label><br>
 <input id="password" name="password" type="password" autocomplete="current-password" required></p>
 <p><label for="totp">Security code (if you use an authenticator app)</label><br>
 <input id="totp" name="totp" type="text" inputmode="numeric" autocomplete="one-time-code"
- pattern="[0-9 ]*"></p>
-<p><button type="submit">Sign in</button></p>
-</form>
-"""
+ pattern="[0-9 ]*"></p>"""
+    app = escape(request.client.name)
+    body = (
+        f"{_alert(error)}<p>Sign in to let <strong>{app}</strong> use your GP record.</p>\n"
+        + _form(request, form_token, fields, "Sign in")
+    )
     return _page("Sign in", body, 200 if error is None else 400)
+
+
+def new_password_page(
+    request: AuthorizeRequest, form_token: str, change_token: str, *, error: str | None = None
+) -> HTMLResponse:
+    fields = f"""<input type="hidden" name="change_token" value="{escape(change_token)}">
+<p><label for="new_password">New password</label><br>
+<span id="new_password_hint">At least 12 characters. A few unrelated words work well.</span><br>
+<input id="new_password" name="new_password" type="password" autocomplete="new-password"
+ aria-describedby="new_password_hint" required></p>
+<p><label for="confirm_password">Type the new password again</label><br>
+<input id="confirm_password" name="confirm_password" type="password" autocomplete="new-password"
+ required></p>"""
+    body = (
+        f"{_alert(error)}<p>You signed in with a one-time password. Choose your own password"
+        " to carry on.</p>\n" + _form(request, form_token, fields, "Save password and continue")
+    )
+    return _page("Create a new password", body, 200 if error is None else 400)
 
 
 def _redirect(redirect: Redirect) -> Response:
@@ -127,22 +157,41 @@ async def submit(request: Request, launch: Launch, fhir_base: str) -> Response:
     except (UnicodeDecodeError, ValueError):
         return error_page("The form could not be read: go back to the app and try again.")
     fields = dict(form)
-    params = [(n, v) for n, v in form if n not in ("username", "password", "totp", "form_token")]
+    params = [(n, v) for n, v in form if n not in FORM_FIELDS]
     checked = await _checked(launch, params, fhir_base)
     if isinstance(checked, Response):
         return checked
     browser = request.cookies.get(COOKIE, "")
     if not launch.form_token_ok(checked, browser, fields.get("form_token", "")):
         return error_page("This sign-in page has expired: go back to the app and start again.")
-    username = fields.get("username", "")
+    form_token = launch.form_token(checked, browser, time.time())
+    change_token = fields.get("change_token")
     try:
-        redirect = await run_in_threadpool(
-            launch.sign_in, checked, username, fields.get("password", ""), fields.get("totp")
-        )
+        if change_token is None:
+            outcome = await run_in_threadpool(
+                launch.sign_in,
+                checked,
+                fields.get("username", ""),
+                fields.get("password", ""),
+                fields.get("totp"),
+            )
+        else:
+            outcome = await run_in_threadpool(
+                launch.change_password,
+                checked,
+                change_token,
+                fields.get("new_password", ""),
+                fields.get("confirm_password", ""),
+            )
     except SignInProblem as exc:
-        token = launch.form_token(checked, browser, time.time())
-        return sign_in_page(checked, token, error=str(exc), username=username)
-    response = _redirect(redirect)
+        return sign_in_page(
+            checked, form_token, error=str(exc), username=fields.get("username", "")
+        )
+    except PasswordProblem as exc:
+        return new_password_page(checked, form_token, change_token or "", error=str(exc))
+    if isinstance(outcome, PasswordChange):
+        return new_password_page(checked, form_token, outcome.change_token)
+    response = _redirect(outcome)
     response.delete_cookie(COOKIE, path="/oauth2/authorize", secure=True, httponly=True)
     return response
 

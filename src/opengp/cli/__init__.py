@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import date
 from importlib import import_module
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from opengp.config import ConfigError, Settings
 
@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 COMMAND_MODULES: tuple[str, ...] = ("audit", "clients", "users")
 
 DEMO_SCOPES = "system/*.cruds"
+DEMO_SIGN_IN = """
+Sign-in accounts (shown only now; each one-time password is replaced at first sign-in, and
+staff also enter the code from an authenticator app set up with the link shown):"""
 DEMO_ACCESS = """
 API access (a system client with {scopes}; the secret is shown only now):
   client id:     {client_id}
@@ -86,10 +89,13 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
     from opengp.access.clients import register_client
+    from opengp.demo.accounts import create_demo_accounts
+    from opengp.demo.generator import practice_of
     from opengp.demo.load import seed, write_ndjson
     from opengp.demo.model import DemoConfig
     from opengp.store.migrate import upgrade
     from opengp.store.sql import SqlStore
+    from opengp.store.sql.store import SqlWriteTransaction
 
     config = DemoConfig(patients=args.patients, seed=args.seed, as_of=args.as_of or date.today())
     # A bar on a terminal; nothing when the output is a log (disable=None).
@@ -109,10 +115,13 @@ def cmd_demo(args: argparse.Namespace) -> None:
             store = SqlStore.from_url(settings.database_url)
             try:
                 upgrade(store.engine)
-                result = seed(store, config, progress)
-                if not result.reused:
-                    with store.writing() as tx:
-                        client = register_client(tx.conn, "demo", DEMO_SCOPES)
+                made: dict[str, Any] = {}
+
+                def accounts(tx: SqlWriteTransaction) -> None:
+                    made["client"] = register_client(tx.conn, "demo", DEMO_SCOPES)
+                    made["people"] = create_demo_accounts(tx.conn, config, practice_of(config))
+
+                result = seed(store, config, progress, accounts)
             finally:
                 store.dispose()
             where = _redacted(settings.database_url)
@@ -129,9 +138,18 @@ def cmd_demo(args: argparse.Namespace) -> None:
     if args.ndjson:
         return
     if result.reused:
-        print("API clients made when it was seeded still work; 'opengp clients add' makes more.")
+        print(
+            "Accounts and API clients made when it was seeded still work;"
+            " 'opengp users add' and 'opengp clients add' make more."
+        )
         return
-    client_id, secret = client
+    print(DEMO_SIGN_IN)
+    for account in made["people"]:
+        print(f"  {account.who}\n    username {account.created.username}", end="")
+        print(f"   one-time password {account.created.one_time_password}")
+        if account.created.totp_uri:
+            print(f"    authenticator app: {account.created.totp_uri}")
+    client_id, secret = made["client"]
     print(DEMO_ACCESS.format(scopes=DEMO_SCOPES, client_id=client_id, secret=secret))
 
 

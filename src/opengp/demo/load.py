@@ -17,7 +17,8 @@ from typing import IO, Any
 from opengp.demo.generator import generate, practice_of
 from opengp.demo.model import DemoConfig
 from opengp.fhir import jsonio
-from opengp.store import ResourceStore
+from opengp.store.sql import SqlStore
+from opengp.store.sql.store import SqlWriteTransaction
 
 BATCH = 2000
 # Called after each part with (part kind, patients done so far).
@@ -39,8 +40,14 @@ def _count(counts: Counter[str], resources: Iterable[dict[str, Any]]) -> None:
     counts.update(r["resourceType"] for r in resources)
 
 
-def seed(store: ResourceStore, config: DemoConfig, progress: Progress | None = None) -> SeedResult:
-    """Load the practice unless it is already there."""
+def seed(
+    store: SqlStore,
+    config: DemoConfig,
+    progress: Progress | None = None,
+    also: Callable[[SqlWriteTransaction], None] | None = None,
+) -> SeedResult:
+    """Load the practice unless it is already there; `also` runs in the same transaction
+    (accounts and clients that must exist exactly when the practice does)."""
     started = time.perf_counter()
     practice = practice_of(config)
     with store.reading() as tx:
@@ -61,6 +68,8 @@ def seed(store: ResourceStore, config: DemoConfig, progress: Progress | None = N
             if progress:
                 progress(part.kind, patients)
         tx.create_many(batch)
+        if also is not None:
+            also(tx)
     result.seconds = time.perf_counter() - started
     return result
 

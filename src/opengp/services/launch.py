@@ -35,11 +35,13 @@ from authlib.oauth2.rfc7636.challenge import (  # type: ignore[import-untyped]
     CODE_CHALLENGE_PATTERN,
 )
 from joserfc import jwt
+from sqlalchemy import Connection
 
 from opengp.access import accounts, grants
 from opengp.access import clients as registry
 from opengp.access.clients import Client
 from opengp.access.grants import Grant
+from opengp.access.passwords import WeakPassword
 from opengp.access.principal import Principal
 from opengp.access.scopes import OTHER_SCOPES, ScopeError, covered, parse_scope, parse_scopes
 from opengp.access.tokens import AccessTokenGenerator, TokenClient
@@ -88,6 +90,18 @@ class AuthorizeRequest:
 
 class SignInProblem(Exception):
     """The sign-in did not succeed: the message is safe to show on the page."""
+
+
+class PasswordProblem(Exception):
+    """The new password was not accepted: the message is safe to show on the page."""
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordChange:
+    """Signed in with a one-time password: a new one must be chosen (`change_token` vouches
+    for the sign-in, for FORM_LIFETIME_SECONDS and until the password changes)."""
+
+    change_token: str
 
 
 def redirect_to(uri: str, **params: str | None) -> Redirect:
@@ -192,38 +206,79 @@ class Launch:
 
     def sign_in(
         self, request: AuthorizeRequest, username: str, password: str, totp_code: str | None
-    ) -> Redirect:
-        """Sign the user in and send a code back to the app; `SignInProblem` otherwise."""
+    ) -> Redirect | PasswordChange:
+        """Sign the user in and send a code back to the app, or (after a one-time password)
+        ask for a new password first; `SignInProblem` otherwise."""
         try:
             principal = accounts.sign_in(self.store, username, password, totp_code or None)
         except accounts.SignInFailed as failed:
             raise SignInProblem(str(failed)) from None
         with self.store.writing() as tx:
             account = accounts.get_account(tx.conn, principal.id)
-            if account is None or account.must_change_password:
-                raise SignInProblem(
-                    "You must change your one-time password before you can sign in to an app."
-                    " Contact the practice if you have not been shown how."
-                )
-            scope = grantable(request.scopes, request.client.scopes, principal.kind)
-            patient_id = principal.patient_id
-            if principal.kind == "proxy":
-                proxied = accounts.proxy_patients(tx.conn, principal.id)
-                # One patient only: choosing among several needs a picker screen (to come).
-                patient_id = next(iter(proxied)) if len(proxied) == 1 else None
-            code = grants.issue(
-                tx.conn,
-                "code",
-                client_id=request.client.client_id,
-                user_id=principal.id,
-                scope=" ".join(scope),
-                patient_id=patient_id,
-                redirect_uri=request.redirect_uri,
-                code_challenge=request.code_challenge,
-                code_challenge_method="S256",
-                nonce=request.nonce,
-                now=tx.clock(),
-            )
+            if account is None:
+                raise SignInProblem("This account no longer exists.")
+            if account.must_change_password:
+                fingerprint = accounts.password_fingerprint(tx.conn, principal.id)
+                return PasswordChange(self._change_token(principal.id, fingerprint, time.time()))
+            code = self._issue_code(tx.conn, request, principal)
+        return self._code_redirect(request, code)
+
+    def change_password(
+        self, request: AuthorizeRequest, change_token: str, new: str, confirm: str
+    ) -> Redirect:
+        """Set the new password asked for after a one-time password, then send the code."""
+        user_id, fingerprint = self._change_token_claims(change_token)
+        if new != confirm:
+            raise PasswordProblem("The two passwords are different: type the same one twice.")
+        try:
+            with self.store.writing() as tx:
+                accounts.replace_one_time_password(tx.conn, user_id, fingerprint, new)
+                principal = accounts.principal_for(tx.conn, user_id)
+                code = self._issue_code(tx.conn, request, principal)
+        except WeakPassword as weak:
+            raise PasswordProblem(f"Choose a different password: {weak}.") from None
+        except (accounts.SignInFailed, accounts.UnknownAccount):
+            raise SignInProblem("This page has expired: sign in again.") from None
+        return self._code_redirect(request, code)
+
+    def _change_token(self, user_id: str, fingerprint: str, now: float) -> str:
+        body = f"{int(now)}.{user_id}.{fingerprint}"
+        return f"{body}.{self._token_mac(body)}"
+
+    def _change_token_claims(self, token: str) -> tuple[str, str]:
+        body, _, mac = token.rpartition(".")
+        issued, _, rest = body.partition(".")
+        user_id, _, fingerprint = rest.rpartition(".")
+        fresh = issued.isdigit() and 0 <= time.time() - int(issued) <= FORM_LIFETIME_SECONDS
+        if not (fresh and user_id and hmac.compare_digest(mac, self._token_mac(body))):
+            raise SignInProblem("This page has expired: sign in again.")
+        return user_id, fingerprint
+
+    def _token_mac(self, body: str) -> str:
+        return hmac.new(self._secret, b"password-change." + body.encode(), "sha256").hexdigest()
+
+    def _issue_code(self, conn: Connection, request: AuthorizeRequest, principal: Principal) -> str:
+        scope = grantable(request.scopes, request.client.scopes, principal.kind)
+        patient_id = principal.patient_id
+        if principal.kind == "proxy":
+            proxied = accounts.proxy_patients(conn, principal.id)
+            # One patient only: choosing among several needs a picker screen (to come).
+            patient_id = next(iter(proxied)) if len(proxied) == 1 else None
+        return grants.issue(
+            conn,
+            "code",
+            client_id=request.client.client_id,
+            user_id=principal.id,
+            scope=" ".join(scope),
+            patient_id=patient_id,
+            redirect_uri=request.redirect_uri,
+            code_challenge=request.code_challenge,
+            code_challenge_method="S256",
+            nonce=request.nonce,
+            now=self.store.clock(),
+        )
+
+    def _code_redirect(self, request: AuthorizeRequest, code: str) -> Redirect:
         log.info("authorization code issued to client %s", request.client.client_id)
         return redirect_to(request.redirect_uri, code=code, state=request.state)
 
