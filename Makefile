@@ -36,6 +36,7 @@ format: install
 # tests run every official example (fetched with npm into build/fhir-packages).
 fhir-definitions: install
 	$(BIN)/python scripts/generate_fhir_definitions.py --check
+	$(BIN)/python scripts/generate_search_parameters.py --check
 
 test: check fhir-definitions
 	$(BIN)/pytest

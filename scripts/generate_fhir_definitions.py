@@ -28,7 +28,7 @@ import sys
 import tarfile
 import types
 import typing
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,6 +72,7 @@ class Element:
     # False for FHIRPath System types (Resource.id, Element.id, Extension.url): these are
     # not FHIR primitives, so they have no `_name` companion for id/extensions.
     extensible: bool = True
+    summary: bool = False  # isSummary (http://hl7.org/fhir/R4/search.html#summary)
 
 
 Model = dict[str, dict[str, Element]]
@@ -148,12 +149,17 @@ def type_elements(sd: dict[str, Any]) -> Iterator[tuple[str, Element]]:
         else:
             types_ = [type_code(e, t) for t in e["type"]]
         system = any(t["code"].startswith(SYSTEM_TYPE) for t in e.get("type", []))
+        summary = bool(e.get("isSummary"))
         if name.endswith("[x]"):
             base = name[:-3]
             for t in types_:
-                yield owner, Element(base + upper_first(t), t, is_list, e["min"], path, vs, base)
+                name_t = base + upper_first(t)
+                yield owner, Element(name_t, t, is_list, e["min"], path, vs, base, True, summary)
         else:
-            yield owner, Element(name, types_[0], is_list, e["min"], path, vs, None, not system)
+            yield (
+                owner,
+                Element(name, types_[0], is_list, e["min"], path, vs, None, not system, summary),
+            )
 
 
 def build_model(sds: Iterable[dict[str, Any]]) -> Model:
@@ -412,6 +418,15 @@ class Definitions:
     unchecked: dict[str, str]
     value_sets: dict[str, Codes]
 
+    def names(self, keep: Callable[[Element], bool]) -> list[str]:
+        """`"Type": ("name", ...),` of the top-level properties of each resource type that
+        `keep` selects (sorted; choices expanded)."""
+        out = []
+        for rt in self.resource_types:
+            found = [py(n) for n, e in sorted(self.model[rt].items()) if keep(e)]
+            out.append(f"    {py(rt)}: ({', '.join(found)}{',' if found else ''}),")
+        return out
+
     def render(self) -> str:
         extension = self.model["Extension"].values()
         open_types = "|".join(sorted(e.type for e in extension if e.choice == "value"))
@@ -454,6 +469,17 @@ class Definitions:
             '# "@open" for OPEN_TYPES.',
             "ELEMENTS: dict[str, str] = {",
             *(f"    {py(k)}: {py(encode(k, self.model, open_types))}," for k in sorted(self.model)),
+            "}",
+            "",
+            "# Resource type -> its top-level properties marked isSummary, for _summary=true",
+            "# (http://hl7.org/fhir/R4/search.html#summary); choices expanded.",
+            "SUMMARY_ELEMENTS: dict[str, tuple[str, ...]] = {",
+            *self.names(lambda e: e.summary),
+            "}",
+            "",
+            "# Resource type -> its mandatory (min >= 1) top-level properties; choices expanded.",
+            "MANDATORY_ELEMENTS: dict[str, tuple[str, ...]] = {",
+            *self.names(lambda e: e.min >= 1),
             "}",
             "",
             "# Type.property -> ValueSet of its required binding (checked).",

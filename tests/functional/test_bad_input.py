@@ -153,8 +153,14 @@ def test_inputs_a_database_column_would_refuse_are_4xx(fhir: Fhir) -> None:
     assert fhir.post("Patient", nul).status_code == 400
     assert fhir.put("Patient/" + "x" * 65, {**patient(), "id": "x" * 65}).status_code == 400
     assert fhir.get("Patient/a%00").status_code == 400
-    assert fhir.get("Patient?identifier=a%00").status_code == 400
-    assert fhir.get("Patient?_cursor=a%00").status_code == 400
+    strict = {"Prefer": "handling=strict"}
+    assert fhir.get("Patient?identifier=a%00", **strict).status_code == 400
+    assert fhir.get("Patient?_cursor=a%00", **strict).status_code == 400
+    assert fhir.get("Patient?_cursor=not-ours").status_code == 400
+    # Lenient handling drops the parameter, and says so in the Bundle.
+    lenient = fhir.get("Patient?identifier=a%00").json()
+    assert lenient["entry"][-1]["search"]["mode"] == "outcome"
+    assert "identifier" not in lenient["link"][0]["url"]
     _nothing_written(fhir)
 
 

@@ -52,10 +52,12 @@ def test_conditional_delete_with_several_matches_is_412_and_deletes_nothing(fhir
     assert fhir.get(f"Patient/{a['id']}").status_code == 200
 
 
-def test_unsupported_conditional_parameter_is_400_naming_it(fhir: Fhir) -> None:
-    response = fhir.post("Patient", patient(), If_None_Exist="name=Smith")
+def test_unknown_conditional_parameter_is_400_naming_it(fhir: Fhir) -> None:
+    # Conditional criteria are always strict: a dropped one would widen the match.
+    response = fhir.post("Patient", patient(), If_None_Exist="colour=blue")
     assert response.status_code == 400
-    assert response.json()["issue"][0]["expression"] == ["name"]
+    assert response.json()["issue"][0]["expression"] == ["colour"]
+    assert fhir.post("Patient", patient(), If_None_Exist="name=Smith").status_code == 201
 
 
 def test_json_patch_applies_and_versions(fhir: Fhir) -> None:

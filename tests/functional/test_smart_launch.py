@@ -247,6 +247,31 @@ def test_a_patient_token_reads_their_own_record_and_nothing_else(
     assert http.delete(f"/fhir/Observation/{gone}", headers=system).status_code == 204
     assert http.get(f"/fhir/Observation/{gone}", headers=bearer).status_code == 404
 
+    # Searches run inside their own record, without what is withheld from them.
+    visible = observation(mine)
+    found = http.get("/fhir/Observation?code:text=blood", headers=bearer)
+    assert found.status_code == 200, found.text
+    matches = {e["resource"]["id"] for e in found.json()["entry"] if e["search"]["mode"] == "match"}
+    assert visible in matches and hidden not in matches
+    assert all(
+        e["resource"]["subject"]["reference"] == f"Patient/{mine}"
+        for e in found.json()["entry"]
+        if e["search"]["mode"] == "match"
+    )
+    theirs = http.get(f"/fhir/Observation?subject=Patient/{other}", headers=bearer)
+    assert (
+        theirs.status_code == 200
+        and "entry" not in theirs.json()
+        or not [e for e in theirs.json()["entry"] if e["search"]["mode"] == "match"]
+    )
+    compartment = http.get(f"/fhir/Patient/{mine}/Observation", headers=bearer)
+    assert compartment.status_code == 200
+    assert visible in {e["resource"]["id"] for e in compartment.json()["entry"]}
+    assert http.get(f"/fhir/Patient/{other}/Observation", headers=bearer).status_code == 403
+    patients = http.get("/fhir/Patient", headers=bearer).json()
+    assert [e["resource"]["id"] for e in patients["entry"]] == [mine]
+    assert http.get("/fhir/Practitioner", headers=bearer).status_code == 403
+
 
 def test_a_confidential_app_authenticates_with_its_secret(
     http: TestClient, store: SqlStore

@@ -7,7 +7,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from opengp.search.criteria import TokenValue, parse_query_string
+from opengp.search.parse import TokenValue
+from opengp.search.query import conditional_query_string
 from opengp.store.sql import SqlStore
 
 SYSTEMS = st.sampled_from(["", "s", "t"])
@@ -37,10 +38,10 @@ def _matches(identifiers: list[tuple[str, str]], token: TokenValue) -> bool:
 def test_store_matches_the_rules(
     store: SqlStore, patients: list[list[tuple[str, str]]], token: Any
 ) -> None:
-    criteria = parse_query_string(_query(token))
-    expected = sorted(
-        f"g{n}" for n, ids in enumerate(patients) if _matches(ids, criteria.identifiers[0][0])
-    )
+    criteria = conditional_query_string("Patient", _query(token))
+    value = criteria.clauses[0].values[0]
+    assert isinstance(value, TokenValue)
+    expected = sorted(f"g{n}" for n, ids in enumerate(patients) if _matches(ids, value))
     found: list[str] = []
     try:
         with store.writing() as tx:
@@ -53,7 +54,7 @@ def test_store_matches_the_rules(
                     method="POST",
                     previous=None,
                 )
-            found = tx.find("Patient", criteria, 100)
+            found = tx.find(criteria, 100)
             raise _RollBack  # leave the database empty for the next example
     except _RollBack:
         pass

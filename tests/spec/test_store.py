@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from opengp.search.criteria import parse_query_string
+from opengp.search.query import conditional_query_string
 from opengp.store import HistoryQuery, WriteConflict
 from opengp.store.sql import SqlStore
 
@@ -55,7 +55,7 @@ def test_a_failed_transaction_leaves_nothing(store: SqlStore) -> None:
     with store.reading() as tx:
         assert tx.current("Patient", "p1") is None
         assert tx.history(HistoryQuery()).total == 0
-        assert tx.find("Patient", parse_query_string("identifier=s|1"), 10) == []
+        assert tx.find(conditional_query_string("Patient", "identifier=s|1"), 10) == []
 
 
 MATCHES = [
@@ -87,22 +87,21 @@ def test_find_by_identifier_and_id(store: SqlStore, query: str, expected: list[s
             previous=None,
         )
     with store.reading() as tx:
-        assert tx.find("Patient", parse_query_string(query), 10) == expected
-        assert tx.count("Patient", parse_query_string(query)) == len(expected)
+        assert tx.find(conditional_query_string("Patient", query), 10) == expected
 
 
 def test_reindex_on_update_and_delete(store: SqlStore) -> None:
-    by_old = parse_query_string("identifier=s|old")
+    by_old = conditional_query_string("Patient", "identifier=s|old")
     with store.writing() as tx:
         first = tx.save("Patient", "a", _patient(("s", "old")), method="POST", previous=None)
         second = tx.save("Patient", "a", _patient(("s", "new")), method="PUT", previous=first)
     with store.reading() as tx:
-        assert tx.find("Patient", by_old, 10) == []
-        assert tx.find("Patient", parse_query_string("identifier=s|new"), 10) == ["a"]
+        assert tx.find(by_old, 10) == []
+        assert tx.find(conditional_query_string("Patient", "identifier=s|new"), 10) == ["a"]
     with store.writing() as tx:
         tx.delete(second)
     with store.reading() as tx:
-        assert tx.find("Patient", parse_query_string("identifier=s|new"), 10) == []
+        assert tx.find(conditional_query_string("Patient", "identifier=s|new"), 10) == []
 
 
 def test_history_pages_newest_first_and_since(store: SqlStore) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 
@@ -21,8 +21,10 @@ from opengp.fhir.errors import (
     Issue,
     PayloadTooLarge,
     Unauthorized,
+    UnsupportedMediaType,
     operation_outcome,
 )
+from opengp.search.parse import form_pairs
 from opengp.services.fhir.interactions import Context
 from opengp.services.fhir.messages import FhirRequest, FhirResponse, etag
 from opengp.services.fhir.router import dispatch
@@ -55,10 +57,14 @@ def _http_date(value: str | None, header: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _prefer_return(header: str | None) -> str | None:
-    for part in (header or "").split(";"):
+FORM = "application/x-www-form-urlencoded"
+
+
+def _prefer(header: str | None, preference: str, allowed: Iterable[str]) -> str | None:
+    """A preference of the Prefer header (RFC 7240), if set to one of `allowed`."""
+    for part in (header or "").replace(",", ";").split(";"):
         name, _, value = part.strip().partition("=")
-        if name.strip().lower() == "return" and value.strip().strip('"') in PREFER_RETURN:
+        if name.strip().lower() == preference and value.strip().strip('"') in allowed:
             return value.strip().strip('"')
     return None
 
@@ -70,9 +76,18 @@ def base_url(request: Request, settings: Settings) -> str:
 async def to_fhir_request(request: Request, settings: Settings) -> FhirRequest:
     method = "GET" if request.method == "HEAD" else request.method
     headers = request.headers
+    path = request.path_params.get("path", "").strip("/")
+    params = tuple(request.query_params.multi_items())
     body = None
     is_patch = method == "PATCH"
-    if method in BODY_METHODS:
+    if method == "POST" and (path == "_search" or path.endswith("/_search")):
+        # POST [base]/[type]/_search: the same search, parameters in a form body too.
+        if not (headers.get("content-type") or "").startswith(FORM):
+            raise UnsupportedMediaType(f"POST _search takes a form body ({FORM})")
+        raw = await read_body(request, settings.max_body_bytes)
+        params = tuple(form_pairs(raw, params))
+        method, path = "GET", path.removesuffix("_search").rstrip("/")
+    elif method in BODY_METHODS:
         raw = await read_body(request, settings.max_body_bytes)
         check_body_type(headers.get("content-type"), patch=is_patch)
         try:
@@ -81,15 +96,16 @@ async def to_fhir_request(request: Request, settings: Settings) -> FhirRequest:
             raise BadRequest(f"the body is not valid JSON: {exc}") from None
     return FhirRequest(
         method=method,
-        path=request.path_params.get("path", "").strip("/"),
-        params=tuple(request.query_params.multi_items()),
+        path=path,
+        params=params,
         body=body,
         is_patch=is_patch,
         if_match=headers.get("if-match"),
         if_none_match=headers.get("if-none-match"),
         if_none_exist=headers.get("if-none-exist"),
         if_modified_since=_http_date(headers.get("if-modified-since"), "If-Modified-Since"),
-        prefer_return=_prefer_return(headers.get("prefer")),
+        prefer_return=_prefer(headers.get("prefer"), "return", PREFER_RETURN),
+        strict=_prefer(headers.get("prefer"), "handling", ("strict", "lenient")) == "strict",
     )
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date
 from importlib import import_module
 from pathlib import Path
@@ -53,10 +54,46 @@ def cmd_db_upgrade(args: argparse.Namespace) -> None:
     settings = _settings(args)
     engine = make_engine(settings.database_url)
     try:
-        upgrade(engine)
+        with _reindex_bar() as progress:
+            upgrade(engine, progress=progress)
     finally:
         engine.dispose()
     print(f"database schema is up to date ({_redacted(settings.database_url)})")
+
+
+def cmd_db_reindex(args: argparse.Namespace) -> None:
+    from opengp.store.sql.reindex import reindex
+
+    store = open_store(args)
+    try:
+        with _reindex_bar() as progress:
+            done = reindex(store, progress)
+    finally:
+        store.dispose()
+    print(f"re-indexed {done} resources for search")
+
+
+@contextmanager
+def _reindex_bar() -> Iterator[Callable[[int, int], None]]:
+    """A progress bar for re-indexing, shown only if there is any (and on a terminal)."""
+    from tqdm import tqdm
+
+    bar: Any = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(
+                total=total, unit="resource", desc="re-indexing", file=sys.stderr, disable=None
+            )
+        bar.n = done
+        bar.refresh()
+
+    try:
+        yield progress
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -226,6 +263,11 @@ def parser() -> argparse.ArgumentParser:
     db_upgrade = db_commands.add_parser("upgrade", help="apply schema migrations")
     db_upgrade.add_argument("--database", help=DATABASE_HELP)
     db_upgrade.set_defaults(run=cmd_db_upgrade)
+    db_reindex = db_commands.add_parser(
+        "reindex", help="rebuild the search index of every resource (upgrade does it when needed)"
+    )
+    db_reindex.add_argument("--database", help=DATABASE_HELP)
+    db_reindex.set_defaults(run=cmd_db_reindex)
 
     demo = commands.add_parser("demo", help="seed a synthetic practice (no real patients)")
     demo.add_argument("--patients", type=_positive, default=1000)

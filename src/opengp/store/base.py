@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from opengp.search.criteria import Criteria
+from opengp.search.parse import SearchQuery
 
 
 class WriteConflict(Exception):
@@ -86,6 +86,16 @@ class AuditLog(Protocol):
         """Append entries to the audit trail, in order (a batch shares one transaction)."""
 
 
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    matches: list[StoredResource]  # this page, in order
+    included: list[StoredResource]  # by _include / _revinclude, each once, none a match
+    total: int | None  # None with _total=none when it would cost a count
+    next_cursor: str | None  # `_cursor` of the page after this one
+    previous_cursor: str | None  # and of the one before
+    pageable: int | None  # when fewer than total: how many results can be paged through
+
+
 class ReadTransaction(Protocol):
     def current(
         self, resource_type: str, id: str, *, for_update: bool = False
@@ -94,12 +104,11 @@ class ReadTransaction(Protocol):
 
     def version(self, resource_type: str, id: str, version_id: int) -> StoredResource | None: ...
 
-    def find(
-        self, resource_type: str, criteria: Criteria, limit: int, after_id: str | None = None
-    ) -> list[str]:
-        """Ids of live resources matching the criteria, in id order, after `after_id`."""
+    def find(self, query: SearchQuery, limit: int) -> list[str]:
+        """Ids of the first `limit` live resources matching a type-level search."""
 
-    def count(self, resource_type: str, criteria: Criteria) -> int: ...
+    def search(self, query: SearchQuery, owner: str) -> SearchPage:
+        """One page of a search, with what it includes; `owner` alone may page further."""
 
     def read_many(self, resource_type: str, ids: Sequence[str]) -> list[StoredResource]: ...
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -20,8 +21,16 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(
+    engine: Engine, revision: str = "head", progress: Callable[[int, int], None] | None = None
+) -> None:
+    """Apply the migrations, then re-index search if its definitions changed (at head)."""
     command.upgrade(alembic_config(engine), revision)
+    if revision == "head":
+        from opengp.store.sql.reindex import ensure_current
+        from opengp.store.sql.store import SqlStore
+
+        ensure_current(SqlStore(engine), progress)
 
 
 def head_revision() -> str | None:
@@ -37,4 +46,9 @@ def schema_status(engine: Engine) -> tuple[bool, str]:
             False,
             f"schema at {current or 'nothing'}, code needs {head}: run 'opengp db upgrade'",
         )
+    from opengp.store.sql.reindex import is_current
+
+    with engine.connect() as conn:
+        if not is_current(conn):
+            return False, "search index built by other definitions: run 'opengp db upgrade'"
     return True, f"schema at {head}"

@@ -23,7 +23,7 @@ from opengp.fhir import jsonio
 from opengp.fhir.datetimes import instant
 from opengp.fhir.errors import BadRequest, FhirError, PreconditionFailed
 from opengp.fhir.references import parse_conditional, parse_relative, rewrite_references
-from opengp.search.criteria import parse_query_string
+from opengp.search.query import conditional_query_string
 from opengp.services.fhir import interactions
 from opengp.services.fhir.interactions import Context
 from opengp.services.fhir.messages import FhirRequest, FhirResponse, etag
@@ -233,7 +233,8 @@ def _resolve_identities(tx: WriteTransaction, entries: list[Entry]) -> dict[int,
             raise BadRequest(f"reference {reference} names no entry of this transaction")
         conditional = parse_conditional(reference)
         if conditional is not None:
-            matches = tx.find(conditional[0], parse_query_string(conditional[1]), limit=2)
+            query = conditional_query_string(conditional[0], conditional[1])
+            matches = tx.find(query, limit=2)
             if len(matches) != 1:
                 raise PreconditionFailed(
                     f"conditional reference {reference} matches {len(matches)} resources,"
@@ -265,7 +266,7 @@ def _target(
                 raise BadRequest(f"PUT url {request.path!r} is not Type/id")
             return literal.id, request
         matches = interactions.conditional_targets(
-            tx, resource_type, interactions.criteria_of(request)
+            tx, resource_type, interactions.criteria_of(request, resource_type)
         )
         body_id = request.body.get("id") if isinstance(request.body, dict) else None
         chosen = matches[0] if matches else body_id or str(uuid.uuid4())
@@ -274,7 +275,7 @@ def _target(
     if rest:
         raise BadRequest(f"POST url {request.path!r} must be a resource type")
     if request.if_none_exist:
-        criteria = parse_query_string(request.if_none_exist)
+        criteria = conditional_query_string(resource_type, request.if_none_exist)
         matches = interactions.conditional_targets(tx, resource_type, criteria)
         if matches:
             # One match: the POST is ignored; references to it point at the existing resource.

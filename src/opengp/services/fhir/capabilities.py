@@ -11,7 +11,7 @@ import orjson
 
 import opengp
 from opengp.fhir.definitions.r4 import RESOURCE_TYPES
-from opengp.search.criteria import SUPPORTED_PARAMETERS
+from opengp.search.registry import params_for
 
 
 class RouteLike(Protocol):
@@ -23,11 +23,18 @@ class RouteLike(Protocol):
     def conditional(self) -> bool: ...
 
 
-SEARCH_PARAMS = {
-    "_id": ("token", "Logical id of the resource"),
-    "identifier": ("token", "An identifier of the resource (system|value)"),
-}
-SYSTEM_INTERACTIONS = {"transaction", "batch", "history-system"}
+SYSTEM_INTERACTIONS = {"transaction", "batch", "history-system", "search-system"}
+# Parameters R4 defines but OpenGP does not search, and why (docs/api.md, "Search").
+NOT_SEARCHED = {"_query": "named queries", "_filter": "_filter", "_content": "full text"}
+NOT_SEARCHED |= {"_text": "full text"}
+
+
+def _search_params(resource_type: str) -> list[dict[str, Any]]:
+    return [
+        {"name": p.code, "definition": p.url, "type": p.type}
+        for p in params_for(resource_type).values()
+        if p.code not in NOT_SEARCHED and (p.expression is not None or p.code.startswith("_"))
+    ]
 
 
 def statement(routes: Sequence[RouteLike], base_url: str) -> bytes:
@@ -55,11 +62,8 @@ def _statement(routes: tuple[tuple[str, str, bool], ...], base_url: str) -> byte
         "conditionalUpdate": "update" in conditional,
         "conditionalDelete": "single" if "delete" in conditional else "not-supported",
         "referencePolicy": ["literal", "logical"],
-        "searchParam": [
-            {"name": name, "type": kind, "documentation": doc}
-            for name, (kind, doc) in SEARCH_PARAMS.items()
-            if name in SUPPORTED_PARAMETERS
-        ],
+        "searchInclude": ["*"],
+        "searchRevInclude": ["*"],
     }
     body = {
         "resourceType": "CapabilityStatement",
@@ -75,7 +79,10 @@ def _statement(routes: tuple[tuple[str, str, bool], ...], base_url: str) -> byte
         "rest": [
             {
                 "mode": "server",
-                "resource": [{"type": t, **resource_entry} for t in sorted(RESOURCE_TYPES)],
+                "resource": [
+                    {"type": t, **resource_entry, "searchParam": _search_params(t)}
+                    for t in sorted(RESOURCE_TYPES)
+                ],
                 "interaction": [{"code": code} for code in system],
             }
         ],

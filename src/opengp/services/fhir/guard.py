@@ -17,6 +17,7 @@ from opengp.access.principal import Principal
 from opengp.access.scopes import allows
 from opengp.fhir.errors import Concealed, FhirError, Forbidden
 from opengp.fhir.references import parse_relative
+from opengp.search.definitions.r4 import COMPARTMENTS
 from opengp.services.fhir.messages import FhirRequest, FhirResponse
 from opengp.store import ResourceStore
 
@@ -25,6 +26,9 @@ ACTIONS: dict[str, str] = {
     "read": "read",
     "vread": "vread",
     "search-type": "search",
+    "search-system": "search",
+    "search-compartment": "search",
+    "everything": "search",
     "history-instance": "history",
     "history-type": "history",
     "history-system": "history",
@@ -47,6 +51,37 @@ def _no_relationship(principal: Principal, patient_id: str) -> bool:
 # Patients and proxies read by id: the resource is fetched first, because whose record it is
 # (and whether it is withheld) is only known from the resource itself.
 AFTER_READING = frozenset({"read", "vread"})
+
+
+PATIENT_COMPARTMENT = COMPARTMENTS["Patient"]
+SEARCHES = frozenset({"search-type", "search-compartment"})
+
+
+def authorize_route(principal: Principal, interaction: str, args: list[str]) -> None:
+    """`authorize` for a routed request: `args` are the path's (type, id, ...) arguments."""
+    resource_type = args[0] if args else None
+    patient_id = None
+    if interaction == "search-compartment":
+        resource_type = args[2]
+        patient_id = args[1] if args[0] == "Patient" else None
+    elif interaction == "everything":
+        resource_type, patient_id = "*", args[1]
+    elif interaction == "search-type" and principal.kind in ("patient", "proxy"):
+        # A patient's searches run inside their own record (see `search_scope`).
+        patient_id = principal.patient_id
+    authorize(principal, interaction, resource_type, patient_id=patient_id)
+
+
+def search_scope(
+    principal: Principal, resource_type: str
+) -> tuple[tuple[str, tuple[str, ...]] | None, frozenset[tuple[str, str]]]:
+    """What a search by `principal` is limited to: (compartment, withheld labels). Patients
+    and proxies search only their own record, without what is withheld from them online."""
+    if principal.kind not in ("patient", "proxy") or principal.patient_id is None:
+        return None, frozenset()
+    if resource_type != "Patient" and resource_type not in PATIENT_COMPARTMENT:
+        raise Forbidden(f"{resource_type} is not part of a patient's record")
+    return ("Patient", (principal.patient_id,)), policy.SENSITIVE_LABELS
 
 
 def checks_after_reading(principal: Principal, interaction: str) -> bool:
@@ -76,6 +111,15 @@ def authorize(
     )
     if not decision:
         raise Forbidden(f"not allowed: {decision.reason}")
+
+
+def permits(principal: Principal, interaction: str, resource_type: str) -> bool:
+    """Whether `authorize` would let the interaction through (for what a search includes)."""
+    try:
+        authorize(principal, interaction, resource_type)
+    except Forbidden:
+        return False
+    return True
 
 
 def authorize_read(principal: Principal, interaction: str, response: FhirResponse) -> None:

@@ -22,7 +22,8 @@ from opengp.fhir.errors import (
     Unprocessable,
 )
 from opengp.fhir.validation import validate_resource
-from opengp.search.criteria import Criteria, parse_criteria, parse_query_string
+from opengp.search.parse import SearchQuery
+from opengp.search.query import conditional_query, conditional_query_string
 from opengp.services.fhir.messages import FhirRequest, FhirResponse, etag, parse_etag
 from opengp.store import ReadTransaction, StoredResource, WriteConflict, WriteTransaction
 
@@ -78,22 +79,21 @@ def _validated(body: dict[str, Any], resource_type: str, id: str) -> dict[str, A
     return resource
 
 
-def conditional_targets(tx: WriteTransaction, resource_type: str, criteria: Criteria) -> list[str]:
+def conditional_targets(
+    tx: WriteTransaction, resource_type: str, criteria: SearchQuery
+) -> list[str]:
     """The one resource (or none) that conditional criteria select; 412 when more match."""
     # Conditional writes of one type are serialised, so two identical requests can never both
     # see "no match" and both create (a constraint-like step, not check-then-insert).
     tx.serialise(f"conditional:{resource_type}")
-    matches = tx.find(resource_type, criteria, limit=2)
+    matches = tx.find(criteria, limit=2)
     if len(matches) > 1:
         raise PreconditionFailed(f"the criteria match more than one {resource_type}")
     return matches
 
 
-def criteria_of(request: FhirRequest) -> Criteria:
-    criteria = parse_criteria(request.params)
-    if criteria.is_empty:
-        raise BadRequest("conditional interactions need search criteria")
-    return criteria
+def criteria_of(request: FhirRequest, resource_type: str) -> SearchQuery:
+    return conditional_query(resource_type, request.params)
 
 
 # --- reads -------------------------------------------------------------------------------
@@ -129,7 +129,8 @@ def create(
 ) -> FhirResponse:
     body = resource_body(request.body, resource_type)
     if request.if_none_exist:
-        matches = conditional_targets(tx, resource_type, parse_query_string(request.if_none_exist))
+        criteria = conditional_query_string(resource_type, request.if_none_exist)
+        matches = conditional_targets(tx, resource_type, criteria)
         if matches:
             # http://hl7.org/fhir/R4/http.html#ccreate: one match -> the POST is ignored, 200 OK.
             return FhirResponse(200, tx.current(resource_type, matches[0]), is_write=True)
@@ -188,7 +189,7 @@ def conditional_update(
 ) -> FhirResponse:
     """http://hl7.org/fhir/R4/http.html#cond-update"""
     body = resource_body(request.body, resource_type)
-    matches = conditional_targets(tx, resource_type, criteria_of(request))
+    matches = conditional_targets(tx, resource_type, criteria_of(request, resource_type))
     body_id = body.get("id")
     if matches:
         if body_id is not None and body_id != matches[0]:
@@ -214,7 +215,7 @@ def delete(tx: WriteTransaction, request: FhirRequest, resource_type: str, id: s
 def conditional_delete(
     tx: WriteTransaction, request: FhirRequest, resource_type: str
 ) -> FhirResponse:
-    matches = conditional_targets(tx, resource_type, criteria_of(request))
+    matches = conditional_targets(tx, resource_type, criteria_of(request, resource_type))
     if not matches:
         return FhirResponse(204, is_write=True)
     return delete(tx, request, resource_type, matches[0])
@@ -250,7 +251,7 @@ def patch(
 def conditional_patch(
     tx: WriteTransaction, request: FhirRequest, ctx: Context, resource_type: str
 ) -> FhirResponse:
-    matches = conditional_targets(tx, resource_type, criteria_of(request))
+    matches = conditional_targets(tx, resource_type, criteria_of(request, resource_type))
     if not matches:
         raise NotFound(f"no {resource_type} matches the criteria")
     return patch(tx, request, ctx, resource_type, matches[0])

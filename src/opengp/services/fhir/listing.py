@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -14,15 +15,16 @@ from urllib.parse import urlencode
 import orjson
 
 from opengp.fhir.datetimes import instant
-from opengp.fhir.errors import BadRequest
-from opengp.fhir.references import is_valid_id
-from opengp.search.criteria import parse_criteria
+from opengp.fhir.errors import BadRequest, Issue, NotFound, operation_outcome
+from opengp.search.definitions.r4 import COMPARTMENTS
+from opengp.search.parse import Include, SearchQuery
+from opengp.search.query import DEFAULT_COUNT, MAX_COUNT, parse_query
+from opengp.services.fhir import guard
 from opengp.services.fhir.interactions import Context
 from opengp.services.fhir.messages import FhirRequest, FhirResponse, etag
+from opengp.services.fhir.shaping import Shaper, shaper
 from opengp.store import HistoryQuery, ReadTransaction, StoredResource
 
-DEFAULT_COUNT = 50
-MAX_COUNT = 1000
 STATUS_TEXT = {
     "POST": "201 Created",
     "PUT": "200 OK",
@@ -67,7 +69,7 @@ def _page_url(base: str, path: str, params: Sequence[tuple[str, str]]) -> str:
 
 
 def _bundle(
-    kind: str, total: int, links: list[dict[str, str]], entries: list[dict[str, Any]]
+    kind: str, total: int | None, links: list[dict[str, str]], entries: list[dict[str, Any]]
 ) -> bytes:
     return orjson.dumps(
         {
@@ -75,7 +77,7 @@ def _bundle(
             "id": str(uuid.uuid4()),
             "meta": {"lastUpdated": instant(datetime.now(UTC))},
             "type": kind,
-            "total": total,
+            **({} if total is None else {"total": total}),
             "link": links,
             "entry": entries,
         }
@@ -132,31 +134,125 @@ def history(
 
 
 def search(
-    tx: ReadTransaction, request: FhirRequest, ctx: Context, resource_type: str
+    tx: ReadTransaction, request: FhirRequest, ctx: Context, resource_type: str | None = None
 ) -> FhirResponse:
-    """Type search on `_id` and `identifier`, paged by id (the search issue generalises this)."""
-    criteria = parse_criteria(request.params)
-    count = _count(request)
-    after = request.param("_cursor")
-    if after is not None and not is_valid_id(after):
-        raise BadRequest("_cursor is not one this server made", expression=["_cursor"])
-    ids = tx.find(resource_type, criteria, limit=count + 1, after_id=after)
-    more = len(ids) > count
-    ids = ids[:count]
-    entries = [
-        {
-            "fullUrl": _full_url(ctx, stored),
-            "resource": orjson.Fragment(stored.content),
-            "search": {"mode": "match"},
-        }
-        for stored in tx.read_many(resource_type, ids)
-        if stored.content is not None
+    """Type-level (or, without a type, system-level) search: one page of matches, what they
+    include, and links to the pages before and after (http://hl7.org/fhir/R4/search.html)."""
+    query = parse_query(resource_type, request.params, strict=request.strict)
+    principal = ctx.principal
+    if principal is not None and resource_type is not None:
+        mine, withheld = guard.search_scope(principal, resource_type)
+        if mine is not None:
+            query = replace(query, compartment=mine, withheld=withheld)
+    return _results(tx, request, ctx, query)
+
+
+def compartment_search(
+    tx: ReadTransaction,
+    request: FhirRequest,
+    ctx: Context,
+    compartment: str,
+    id: str,
+    resource_type: str,
+) -> FhirResponse:
+    """`Patient/123/Observation?...`: the search, within one resource's compartment
+    (http://hl7.org/fhir/R4/compartmentdefinition.html)."""
+    if compartment not in COMPARTMENTS:
+        raise NotFound(f"{compartment} has no compartment; compartments: {', '.join(COMPARTMENTS)}")
+    if resource_type != compartment and resource_type not in COMPARTMENTS[compartment]:
+        raise NotFound(f"{resource_type} is not in a {compartment}'s compartment")
+    query = parse_query(resource_type, request.params, strict=request.strict)
+    query = replace(query, compartment=(compartment, (id,)))
+    if ctx.principal is not None:
+        _, withheld = guard.search_scope(ctx.principal, resource_type)
+        query = replace(query, withheld=withheld)
+    return _results(tx, request, ctx, query)
+
+
+EVERYTHING_PARAMETERS = frozenset({"_since", "_type", "_count", "_cursor", "_format", "_pretty"})
+
+
+def everything(
+    tx: ReadTransaction, request: FhirRequest, ctx: Context, resource_type: str, id: str
+) -> FhirResponse:
+    """`Patient/123/$everything`: the patient, everything in their compartment and what that
+    refers to (practitioners, organisations, medications), paged
+    (http://hl7.org/fhir/R4/patient-operation-everything.html)."""
+    if resource_type != "Patient":
+        raise NotFound(f"$everything is an operation on Patient, not {resource_type}")
+    unknown = sorted({k for k, _ in request.params} - EVERYTHING_PARAMETERS)
+    if unknown:
+        raise BadRequest(f"$everything does not take {', '.join(unknown)}", expression=unknown)
+    since = _since(request)
+    pairs = [(k, v) for k, v in request.params if k in ("_type", "_count", "_cursor")]
+    if since is not None:
+        pairs.append(("_lastUpdated", f"ge{instant(since)}"))
+    query = parse_query(None, pairs, strict=True)
+    withheld = frozenset[tuple[str, str]]()
+    if ctx.principal is not None:
+        withheld = guard.search_scope(ctx.principal, "Patient")[1]
+    query = replace(
+        query,
+        compartment=("Patient", (id,)),
+        withheld=withheld,
+        includes=(Include(None, None, None, iterate=False),),
+    )
+    current = tx.current("Patient", id)
+    if current is None or current.deleted:
+        raise NotFound(f"Patient/{id} is not known")
+    shown = [(k, v) for k, v in request.params if k in ("_since", "_type", "_count")]
+    return _results(tx, request, ctx, query, shown)
+
+
+def _results(
+    tx: ReadTransaction,
+    request: FhirRequest,
+    ctx: Context,
+    query: SearchQuery,
+    shown: Sequence[tuple[str, str]] | None = None,
+) -> FhirResponse:
+    """The searchset Bundle of a query; links carry `shown` (default: the query's own
+    parameters, as applied)."""
+    principal = ctx.principal
+    owner = f"{principal.kind}:{principal.id}" if principal else "-"
+    page = tx.search(query, owner)
+    shape = shaper(query.summary, query.elements)
+    entries = [_entry(ctx, stored, "match", shape) for stored in page.matches]
+    refused = set()
+    for stored in page.included:
+        if principal is not None and guard.permits(principal, "search-type", stored.resource_type):
+            entries.append(_entry(ctx, stored, "include", shape))
+        else:
+            refused.add(stored.resource_type)
+    issues = [p.issue() for p in query.problems]
+    issues += [
+        Issue("suppressed", f"{t} resources were not included: this access does not cover them")
+        for t in sorted(refused)
     ]
-    keep = [(k, v) for k, v in request.params if k != "_cursor"]
-    links = [_link("self", _page_url(ctx.base_url, request.path, request.params))]
-    if more:
-        links.append(
-            _link("next", _page_url(ctx.base_url, request.path, [*keep, ("_cursor", ids[-1])]))
+    if page.pageable is not None:
+        issues.append(
+            Issue(
+                "too-costly",
+                f"only the first {page.pageable} results can be paged through: refine the search",
+                severity="warning",
+            )
         )
-    total = len(ids) if not more and after is None else tx.count(resource_type, criteria)
-    return FhirResponse(200, body=_bundle("searchset", total, links, entries))
+    if issues:
+        entries.append({"resource": operation_outcome(issues), "search": {"mode": "outcome"}})
+    applied = query.self_link_pairs() if shown is None else shown
+    base = [(k, v) for k, v in applied if k != "_cursor"]
+    here = [*base, ("_cursor", query.cursor)] if query.cursor else base
+    links = [_link("self", _page_url(ctx.base_url, request.path, here))]
+    for relation, at in (("next", page.next_cursor), ("previous", page.previous_cursor)):
+        if at is not None:
+            url = _page_url(ctx.base_url, request.path, [*base, ("_cursor", at)])
+            links.append(_link(relation, url))
+    return FhirResponse(200, body=_bundle("searchset", page.total, links, entries))
+
+
+def _entry(ctx: Context, stored: StoredResource, mode: str, shape: Shaper) -> dict[str, Any]:
+    return {
+        "fullUrl": _full_url(ctx, stored),
+        "resource": shape(stored),
+        "search": {"mode": mode},
+    }

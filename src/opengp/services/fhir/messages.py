@@ -23,6 +23,8 @@ class FhirRequest:
     if_modified_since: datetime | None = None
     # Prefer: return=minimal | representation | OperationOutcome
     prefer_return: str | None = None
+    # Prefer: handling=strict: unknown or malformed search parameters are errors.
+    strict: bool = False
     # The id a create must use: set when a transaction has mapped the entry's fullUrl to it.
     new_id: str | None = None
 

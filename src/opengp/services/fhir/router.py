@@ -78,6 +78,7 @@ def _create(tx: Any, request: FhirRequest, ctx: Context, resource_type: str) -> 
 ROUTES: tuple[Route, ...] = (
     Route("GET", "metadata", "capabilities", _metadata, "own"),
     Route("POST", "", "transaction", _bundle, "own"),
+    Route("GET", "", "search-system", listing.search, "read"),
     Route("GET", "_history", "history-system", listing.history, "read"),
     Route("GET", "{type}", "search-type", listing.search, "read"),
     Route("POST", "{type}", "create", _create, "write"),
@@ -105,6 +106,8 @@ ROUTES: tuple[Route, ...] = (
         "write",
     ),
     Route("GET", "{type}/{id}/_history", "history-instance", listing.history, "read"),
+    Route("GET", "{type}/{id}/$everything", "everything", listing.everything, "read"),
+    Route("GET", "{type}/{id}/{type}", "search-compartment", listing.compartment_search, "read"),
     Route(
         "GET",
         "{type}/{id}/_history/{vid}",
@@ -162,7 +165,7 @@ def _run(tx: Any, request: FhirRequest, ctx: Context) -> FhirResponse:
     if found.access == "own":
         raise MethodNotAllowed("a Bundle entry cannot itself be a batch or transaction")
     principal = _who(ctx, found)
-    guard.authorize(principal, found.interaction, args[0] if args else None)
+    guard.authorize_route(principal, found.interaction, args)
     response = found.handler(tx, request, ctx, *args)
     entry = guard.success(principal, found.interaction, args, request, response)
     if entry is not None:
@@ -201,7 +204,7 @@ def dispatch(store: ResourceStore, request: FhirRequest, ctx: Context) -> FhirRe
             return found.handler(store, request, ctx, *args)
         after = guard.checks_after_reading(principal, found.interaction)
         if not after:
-            guard.authorize(principal, found.interaction, args[0] if args else None)
+            guard.authorize_route(principal, found.interaction, args)
         if found.access == "read":
             try:
                 with store.reading() as tx:

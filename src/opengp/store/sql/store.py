@@ -11,12 +11,10 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
-    and_,
     bindparam,
     delete,
     func,
     insert,
-    or_,
     select,
     update,
 )
@@ -25,17 +23,21 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from opengp.fhir import jsonio
 from opengp.fhir.datetimes import instant
-from opengp.search.criteria import Criteria
+from opengp.search.extract import index_rows
+from opengp.search.parse import SearchQuery
 from opengp.store.base import (
     AuditRecord,
     HistoryEntry,
     HistoryPage,
     HistoryQuery,
+    SearchPage,
     StoredResource,
     WriteConflict,
 )
 from opengp.store.sql import audit, dialects
-from opengp.store.sql.indexing import identifier_rows, token_key
+from opengp.store.sql.indexing import identifier_rows
+from opengp.store.sql.search import Searcher
+from opengp.store.sql.search_tables import SEARCH_TABLES, grouped
 from opengp.store.sql.tables import identifier_index, resource, resource_version
 
 Clock = Callable[[], datetime]
@@ -75,6 +77,11 @@ INSERT_INDEX = insert(identifier_index)
 DELETE_INDEX = delete(identifier_index).where(
     _i.resource_type == bindparam("rt"), _i.resource_id == bindparam("rid")
 )
+DELETE_SEARCH_ROWS = [
+    delete(t).where(t.c.resource_type == bindparam("rt"), t.c.resource_id == bindparam("rid"))
+    for t in SEARCH_TABLES
+]
+INSERT_SEARCH_ROWS = {t: insert(t) for t in SEARCH_TABLES}
 
 
 def _normalise(
@@ -93,8 +100,12 @@ def _normalise(
 
 
 class SqlReadTransaction:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(
+        self, conn: Connection, writing: Callable[[], AbstractContextManager[Any]] | None = None
+    ) -> None:
         self.conn = conn
+        # A write transaction of its own, for searches that keep their results to page.
+        self._writing = writing or nullcontext
 
     def current(
         self, resource_type: str, id: str, *, for_update: bool = False
@@ -119,39 +130,14 @@ class SqlReadTransaction:
         by_id = {row.id: _stored(row) for row in rows}
         return [by_id[i] for i in ids if i in by_id]
 
-    def find(
-        self, resource_type: str, criteria: Criteria, limit: int, after_id: str | None = None
-    ) -> list[str]:
-        conditions = self._matching(resource_type, criteria)
-        if after_id is not None:
-            conditions.append(resource.c.id > after_id)
-        query = select(resource.c.id).where(*conditions).order_by(resource.c.id).limit(limit)
-        return list(self.conn.scalars(query))
+    def find(self, query: SearchQuery, limit: int) -> list[str]:
+        return [id for _, id in self._searcher().find(query, limit)]
 
-    def count(self, resource_type: str, criteria: Criteria) -> int:
-        query = (
-            select(func.count())
-            .select_from(resource)
-            .where(*self._matching(resource_type, criteria))
-        )
-        return self.conn.scalar(query) or 0
+    def search(self, query: SearchQuery, owner: str) -> SearchPage:
+        return self._searcher().page(query, owner)
 
-    def _matching(self, resource_type: str, criteria: Criteria) -> list[ColumnElement[bool]]:
-        r = resource.c
-        conditions: list[ColumnElement[bool]] = [r.resource_type == resource_type, ~r.deleted]
-        conditions += [r.id.in_(ids) for ids in criteria.ids]
-        for alternatives in criteria.identifiers:
-            i = identifier_index.c
-            matches = []
-            for token in alternatives:
-                match = [i.resource_type == resource_type]
-                if token.code is not None:
-                    match.append(i.value == token_key(token.code))
-                if token.system is not None:
-                    match.append(i.system == token_key(token.system))
-                matches.append(and_(*match))
-            conditions.append(r.id.in_(select(i.resource_id).where(or_(*matches))))
-        return conditions
+    def _searcher(self) -> Searcher:
+        return Searcher(self.conn, self._writing, datetime.now(UTC))
 
     def history(self, query: HistoryQuery) -> HistoryPage:
         v = resource_version.c
@@ -228,10 +214,11 @@ class SqlWriteTransaction(SqlReadTransaction):
         """
         now = self.clock()
         current: list[dict[str, Any]] = []
-        index_rows: list[dict[str, Any]] = []
+        normalised_bodies: list[dict[str, Any]] = []
         for body in resources:
             resource_type, id = body["resourceType"], body["id"]
             normalised, content = _normalise(resource_type, id, body, 1, now)
+            normalised_bodies.append(normalised)
             current.append(
                 {
                     "resource_type": resource_type,
@@ -242,16 +229,11 @@ class SqlWriteTransaction(SqlReadTransaction):
                     "content": content,
                 }
             )
-            index_rows += [
-                {"resource_type": resource_type, "resource_id": id, "system": s, "value": v}
-                for s, v in identifier_rows(normalised)
-            ]
         if not current:
             return
         self.conn.execute(insert(resource), current)
         self.conn.execute(INSERT_VERSION, [dict(row, method="POST") for row in current])
-        if index_rows:
-            self.conn.execute(INSERT_INDEX, index_rows)
+        self.insert_index_rows(normalised_bodies)
 
     def delete(self, previous: StoredResource) -> StoredResource:
         now = self.clock()
@@ -288,17 +270,31 @@ class SqlWriteTransaction(SqlReadTransaction):
         self, resource_type: str, id: str, body: dict[str, Any] | None, *, fresh: bool = False
     ) -> None:
         """Search indexing runs here, inside the resource's own transaction."""
+        key = {"rt": resource_type, "rid": id}
         if not fresh:  # a brand-new resource has no rows to replace
-            self.conn.execute(DELETE_INDEX, {"rt": resource_type, "rid": id})
-        rows = identifier_rows(body) if body is not None else []
-        if rows:
-            self.conn.execute(
-                INSERT_INDEX,
-                [
-                    {"resource_type": resource_type, "resource_id": id, "system": s, "value": v}
-                    for s, v in rows
-                ],
-            )
+            self.conn.execute(DELETE_INDEX, key)
+            for statement in DELETE_SEARCH_ROWS:
+                self.conn.execute(statement, key)
+        if body is not None:
+            self.insert_index_rows([body])
+
+    def insert_index_rows(self, bodies: Sequence[dict[str, Any]]) -> None:
+        """Index resources that have no index rows yet (new ones, or being re-indexed)."""
+        by_table: dict[Any, list[dict[str, Any]]] = {}
+        legacy: list[dict[str, Any]] = []
+        for body in bodies:
+            resource_type, id = body["resourceType"], body["id"]
+            for table, rows in grouped(resource_type, id, index_rows(body)).items():
+                by_table.setdefault(table, []).extend(rows)
+            # Kept for the previous release until a contract migration drops the table.
+            legacy += [
+                {"resource_type": resource_type, "resource_id": id, "system": s, "value": v}
+                for s, v in identifier_rows(body)
+            ]
+        for table, rows in by_table.items():
+            self.conn.execute(INSERT_SEARCH_ROWS[table], rows)
+        if legacy:
+            self.conn.execute(INSERT_INDEX, legacy)
 
 
 class SqlStore:
@@ -323,7 +319,8 @@ class SqlStore:
         # Reads run without BEGIN/COMMIT: each statement sees committed data, and a
         # primary-key read costs one round trip instead of three.
         with self.engine.connect() as conn:
-            yield SqlReadTransaction(conn.execution_options(**dialects.AUTOCOMMIT[self.dialect]))
+            options = dialects.AUTOCOMMIT[self.dialect]
+            yield SqlReadTransaction(conn.execution_options(**options), self.writing)
 
     @contextmanager
     def writing(self) -> Iterator[SqlWriteTransaction]:

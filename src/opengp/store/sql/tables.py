@@ -57,6 +57,7 @@ resource = Table(
     Column("last_updated", UtcDateTime, nullable=False),
     Column("deleted", Boolean, nullable=False),
     Column("content", LargeBinary, nullable=True),
+    Index("ix_resource_type_updated", "resource_type", "last_updated"),  # _lastUpdated
 )
 
 # Every version ever written, in commit-sequence order (`seq` orders system history).

@@ -1,0 +1,204 @@
+"""Search index tables: one per parameter kind, typed, each with the composite index its
+queries use. Change them only together with a new Alembic migration.
+
+Every row names its resource (resource_type, resource_id) and the parameter (`param`, the
+search parameter's code; composite parameters fold their leading components into it, see
+opengp.search.model). Ranges are half-open [low, high). Why this layout rather than one
+generic table or a column per parameter: docs/architecture.md, "Search indexes".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import astuple
+from typing import Any
+
+from sqlalchemy import Column, Float, Index, Integer, String, Table
+from sqlalchemy.sql.schema import Column as ColumnType
+
+from opengp.search.model import (
+    DateRow,
+    IndexRow,
+    NumberRow,
+    QuantityRow,
+    ReferenceRow,
+    StringRow,
+    TokenRow,
+    UriRow,
+)
+from opengp.store.sql.tables import UtcDateTime, metadata
+
+# Index columns hold this many characters; longer values are indexed (and queried, see
+# `fit`) by their first WIDTH characters. Real codes, names and identifiers are far shorter.
+WIDTH = 255
+
+
+def fit(value: str) -> str:
+    return value[:WIDTH]
+
+
+def _owner() -> list[ColumnType[Any]]:
+    return [
+        Column("resource_type", String(64), nullable=False),
+        Column("resource_id", String(64), nullable=False),
+        Column("param", TEXT, nullable=False),
+    ]
+
+
+# Byte order on PostgreSQL (as SQLite's BINARY): prefix matches are index range scans
+# (value >= 'smi' AND value < 'smi' || U+10FFFF) whatever the database's locale.
+TEXT = String(WIDTH).with_variant(String(WIDTH, collation="C"), "postgresql")
+
+
+def _text(name: str, nullable: bool = True) -> ColumnType[str]:
+    return Column(name, TEXT, nullable=nullable)
+
+
+search_string = Table(
+    "search_string",
+    metadata,
+    *_owner(),
+    _text("value", False),
+    _text("exact", False),
+    Index("ix_search_string_value", "resource_type", "param", "value"),
+    Index("ix_search_string_resource", "resource_type", "resource_id"),
+)
+search_token = Table(
+    "search_token",
+    metadata,
+    *_owner(),
+    _text("system"),
+    _text("code"),
+    _text("text"),
+    Index("ix_search_token_code", "resource_type", "param", "code", "system"),
+    Index("ix_search_token_resource", "resource_type", "resource_id"),
+)
+search_date = Table(
+    "search_date",
+    metadata,
+    *_owner(),
+    Column("low", UtcDateTime, nullable=False),
+    Column("high", UtcDateTime, nullable=False),
+    Index("ix_search_date_low", "resource_type", "param", "low", "high"),
+    Index("ix_search_date_resource", "resource_type", "resource_id"),
+)
+search_number = Table(
+    "search_number",
+    metadata,
+    *_owner(),
+    Column("value", Float, nullable=False),
+    Column("low", Float, nullable=False),
+    Column("high", Float, nullable=False),
+    Index("ix_search_number_low", "resource_type", "param", "low", "high"),
+    Index("ix_search_number_resource", "resource_type", "resource_id"),
+)
+search_quantity = Table(
+    "search_quantity",
+    metadata,
+    *_owner(),
+    Column("value", Float, nullable=False),
+    Column("low", Float, nullable=False),
+    Column("high", Float, nullable=False),
+    _text("system"),
+    _text("code"),
+    _text("unit"),
+    Index("ix_search_quantity_low", "resource_type", "param", "low", "high"),
+    Index("ix_search_quantity_resource", "resource_type", "resource_id"),
+)
+search_reference = Table(
+    "search_reference",
+    metadata,
+    *_owner(),
+    Column("target_type", String(64), nullable=True),
+    Column("target_id", String(64), nullable=True),
+    _text("url"),
+    _text("version"),
+    # Forward (Observation?patient=123) and reverse (_revinclude, _has, compartments).
+    Index("ix_search_reference_target", "resource_type", "param", "target_id", "target_type"),
+    Index("ix_search_reference_reverse", "target_id", "target_type", "resource_type"),
+    Index("ix_search_reference_url", "resource_type", "param", "url"),
+    Index("ix_search_reference_resource", "resource_type", "resource_id"),
+)
+search_uri = Table(
+    "search_uri",
+    metadata,
+    *_owner(),
+    _text("uri", False),
+    Index("ix_search_uri_value", "resource_type", "param", "uri"),
+    Index("ix_search_uri_resource", "resource_type", "resource_id"),
+)
+
+# Which search definitions the rows were built from (see reindex.py).
+search_state = Table(
+    "search_state",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(255), nullable=False),
+)
+
+# Results of a search that has more than one page, kept in order so that following the
+# next/previous links never skips or repeats a result, however the data changes meanwhile.
+search_snapshot = Table(
+    "search_snapshot",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("owner", String(255), nullable=False),  # who searched: no one else may page it
+    Column("query", String(64), nullable=False),  # digest of the search it answers
+    Column("created", UtcDateTime, nullable=False),
+    Column("total", Integer, nullable=False),
+    Index("ix_search_snapshot_created", "created"),
+)
+search_snapshot_entry = Table(
+    "search_snapshot_entry",
+    metadata,
+    Column("snapshot_id", String(36), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("resource_type", String(64), nullable=False),
+    Column("resource_id", String(64), nullable=False),
+)
+
+SEARCH_TABLES: tuple[Table, ...] = (
+    search_string,
+    search_token,
+    search_date,
+    search_number,
+    search_quantity,
+    search_reference,
+    search_uri,
+)
+TABLE_OF: dict[type[Any], Table] = {
+    StringRow: search_string,
+    TokenRow: search_token,
+    DateRow: search_date,
+    NumberRow: search_number,
+    QuantityRow: search_quantity,
+    ReferenceRow: search_reference,
+    UriRow: search_uri,
+}
+_FLOAT_COLUMNS = frozenset({"value", "low", "high"})
+
+
+def _values(table: Table, row: IndexRow) -> dict[str, Any]:
+    names = [c.name for c in table.columns][2:]  # after resource_type, resource_id
+    out: dict[str, Any] = {}
+    for name, value in zip(names, astuple(row), strict=True):
+        if isinstance(value, str):
+            value = fit(value)
+        elif name in _FLOAT_COLUMNS and table is not search_date:
+            value = float(value)
+        out[name] = value
+    return out
+
+
+def grouped(
+    resource_type: str, resource_id: str, rows: Iterable[IndexRow]
+) -> dict[Table, list[dict[str, Any]]]:
+    """Insert parameters per table for a resource's index rows."""
+    out: dict[Table, list[dict[str, Any]]] = {}
+    for row in rows:
+        table = TABLE_OF[type(row)]
+        values = _values(table, row)
+        values["resource_type"] = resource_type
+        values["resource_id"] = resource_id
+        out.setdefault(table, []).append(values)
+    return out

@@ -1,0 +1,599 @@
+"""Search over the official R4 examples agrees with R4, on SQLite and PostgreSQL.
+
+The examples of every resource type OpenGP stores are loaded into the store, once per
+database. For every search parameter of those types, search values are derived from the
+examples themselves (every code, name, date, number, reference and URI they hold), and
+for each value the ids the store finds are compared with the ids an independent reference
+expects. The reference evaluates each parameter's ORIGINAL FHIRPath expression with the
+FHIRPath engine fhirpathpy (the fallback path of opengp.search.fhirpath, never the compiled
+accessors the indexer uses) and applies R4 matching (http://hl7.org/fhir/R4/search.html)
+written out here, per parameter type, from the spec rather than from the indexer:
+
+- token: `system|code`, `code`, `|code` (no system) and `system|` against each Coding
+  (of a CodeableConcept too), Identifier (system, value), ContactPoint (value, no system),
+  boolean (true/false) and code/string/id/uri primitive (no system);
+- string: the value normalised (case, accents, spaces: opengp.search.model.normalise)
+  starts with the query normalised, on each string primitive and each part of a HumanName
+  or Address; `:exact` is equality as written;
+- date: prefixes.matches_range on ranges.date_range of both sides; a Period spans its
+  start to its end (open ends unbounded); a Timing its outer limits (events and
+  repeat.boundsPeriod);
+- number and quantity: prefixes.matches_range on ranges.number_range of both sides, plus
+  the system and code of a Quantity (the currency of a Money, urn:iso:std:iso:4217);
+- reference: a relative `Type/id` reference (history ignored) equals the query's type and
+  id; a canonical or absolute reference its URL (and `|version`);
+- uri: equality;
+- composite: one item the composite selects matches every component.
+
+Every mismatch of a type is reported at once, as (type, param, value, expected only, found
+only). Parameters the reference and the store may legitimately disagree on are listed in
+EXCLUSIONS, with the reason; docs/search-conformance.md has the numbers and the list.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from opengp.fhir import jsonio
+from opengp.fhir.definitions import RESOURCE_TYPES
+from opengp.fhir.errors import BadRequest
+from opengp.search.fhirpath import Item, _fallback
+from opengp.search.model import Component, SearchParam, normalise
+from opengp.search.prefixes import Prefix, matches_range
+from opengp.search.query import parse_query
+from opengp.search.ranges import MAX_INSTANT, MIN_INSTANT, RangeError, date_range, number_range
+from opengp.search.registry import params_for
+from opengp.store.sql import SqlStore
+from opengp.store.sql.dialects import make_engine
+from opengp.store.sql.tables import metadata
+from opengp.store.migrate import upgrade
+from tests.fhir_packages import package_dir
+
+EXAMPLES = package_dir("hl7.fhir.r4.examples")
+pytestmark = pytest.mark.skipif(EXAMPLES is None, reason="hl7.fhir.r4.examples not unpacked")
+
+# The types a GP system uses: each must have examples loaded and parameters tested.
+GP_TYPES = (
+    "Patient Practitioner PractitionerRole Organization Location HealthcareService "
+    "Observation Condition MedicationRequest MedicationStatement Medication "
+    "AllergyIntolerance Immunization Procedure Encounter EpisodeOfCare Appointment Slot "
+    "Schedule ServiceRequest DocumentReference DiagnosticReport RelatedPerson Consent Flag "
+    "CarePlan Composition List Group Provenance Task Communication QuestionnaireResponse"
+).split()
+# Aggregates of the conformance resources (1-35 MB each) are not examples of one resource.
+AGGREGATE_LIMIT = 1_000_000
+# Examples loaded per type, at most: the conformance types have hundreds to a thousand
+# (SearchParameter, ValueSet, CodeSystem, StructureDefinition); a spread of them is kept.
+PER_TYPE = 40
+# Query values compared per parameter, at most: a spread of those the examples give.
+PER_PARAM = 8
+MAX_ID = 64
+_NOT_TESTED = frozenset({"_id", "_lastUpdated"})  # resource columns, not index rows
+
+# (type, parameter): why the store is not held to the reference for it.
+EXCLUSIONS: dict[tuple[str, str], str] = {}
+
+Predicate = Callable[[Item], bool]
+
+
+# --- the examples ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Examples:
+    by_type: dict[str, list[dict[str, Any]]]  # type -> examples loaded, by id
+    skipped: dict[str, list[str]]  # why -> files
+
+
+def _spread(items: Sequence[Any], n: int) -> list[Any]:
+    """At most n of items, evenly spread, always the same ones."""
+    if len(items) <= n:
+        return list(items)
+    return [items[i * len(items) // n] for i in range(n)]
+
+
+@cache
+def examples() -> Examples:
+    assert EXAMPLES is not None
+    found: dict[str, dict[str, dict[str, Any]]] = {}
+    skipped: dict[str, list[str]] = {}
+    for path in sorted(EXAMPLES.glob("*.json")):
+        if path.name == "package.json" or path.stat().st_size > AGGREGATE_LIMIT:
+            continue
+        body = jsonio.loads(path.read_bytes())
+        resource_type, id_ = body.get("resourceType"), body.get("id")
+        if resource_type not in RESOURCE_TYPES:
+            continue
+        if not isinstance(id_, str) or len(id_) > MAX_ID:
+            skipped.setdefault("id missing or longer than 64 characters", []).append(path.name)
+        elif id_ in found.setdefault(resource_type, {}):
+            skipped.setdefault("duplicate id", []).append(path.name)
+        else:
+            found[resource_type][id_] = body
+    by_type = {t: _spread([b for _, b in sorted(f.items())], PER_TYPE) for t, f in found.items()}
+    return Examples(by_type, skipped)
+
+
+# --- what each parameter selects, by fhirpathpy -----------------------------------------
+
+
+def _evaluate(expression: str, resource_type: str, focus: Item, resource: dict[str, Any]) -> list[Item]:
+    """The ORIGINAL expression evaluated by fhirpathpy (with the `as` rewriting and the
+    reference-typing `resolve()` of opengp.search.fhirpath), not the compiled accessor."""
+    return _fallback(expression, resource_type, focus[1])([focus], resource)
+
+
+# A composite's selection: per item it selects, the items of each component.
+Selection = list[Item] | list[list[list[Item]]]
+
+
+def _select(param: SearchParam, resource: dict[str, Any]) -> Selection:
+    assert param.expression is not None
+    root = (resource, param.resource_type)
+    resource_type = resource["resourceType"]
+    items = _evaluate(param.expression, resource_type, root, resource)
+    if param.type != "composite":
+        return items
+    return [
+        [_evaluate(c.expression, resource_type, item, resource) for c in param.components]
+        for item in items
+    ]
+
+
+# --- R4 matching, per parameter type ------------------------------------------------------
+
+_RELATIVE = re.compile(
+    r"(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})(?:/_history/[A-Za-z0-9\-.]{1,64})?"
+)
+_QUANTITIES = frozenset(
+    {"Quantity", "Age", "Count", "Distance", "Duration", "MoneyQuantity", "SimpleQuantity"}
+)
+_URIS = frozenset({"uri", "url", "canonical", "oid", "uuid"})
+_STRINGS = frozenset({"string", "markdown", "code", "id"}) | _URIS
+_NAME_PARTS = {
+    "HumanName": ("family", "given", "prefix", "suffix", "text"),
+    "Address": ("line", "city", "district", "state", "postalCode", "country", "text"),
+}
+
+
+def _tokens(item: Item) -> list[tuple[str | None, str]]:
+    """(system, code) of a token value; the system None when it has none."""
+    value, type_ = item
+    if type_ == "CodeableConcept":
+        codings = value.get("coding", [])
+    elif type_ == "Coding":
+        codings = [value]
+    elif type_ == "Identifier":
+        codings = [{"system": value.get("system"), "code": value.get("value")}]
+    elif type_ == "ContactPoint":
+        codings = [{"code": value.get("value")}]
+    elif type_ == "boolean":
+        return [(None, "true" if value else "false")]
+    elif type_ in _STRINGS and isinstance(value, str):
+        return [(None, value)]
+    else:
+        return []
+    return [(c.get("system") or None, c["code"]) for c in codings if c.get("code")]
+
+
+def _strings(item: Item) -> list[str]:
+    value, type_ = item
+    if type_ in _STRINGS and isinstance(value, str):
+        return [value]
+    found: list[str] = []
+    for part in _NAME_PARTS.get(type_, ()):
+        got = value.get(part)
+        found += [s for s in (got if isinstance(got, list) else [got]) if isinstance(s, str)]
+    return found
+
+
+def _date_ranges(item: Item) -> list[tuple[datetime, datetime]]:
+    value, type_ = item
+    try:
+        if type_ in ("date", "dateTime", "instant"):
+            return [date_range(value)]
+        if type_ == "Period":
+            start, end = value.get("start"), value.get("end")
+            if start is None and end is None:
+                return []
+            low = MIN_INSTANT if start is None else date_range(start)[0]
+            high = MAX_INSTANT if end is None else date_range(end)[1]
+            return [(low, high)]
+        if type_ == "Timing":  # only the outer limits matter (R4 search.html#date)
+            bounds = value.get("repeat", {}).get("boundsPeriod", {})
+            ranges = [date_range(e) for e in value.get("event", [])]
+            ranges += [date_range(bounds[k]) for k in ("start", "end") if k in bounds]
+            if not ranges:
+                return []
+            low = min(r[0] for r in ranges)
+            high = max(r[1] for r in ranges)
+            if "repeat" in value and "boundsPeriod" in value["repeat"] and "end" not in bounds:
+                high = MAX_INSTANT
+            return [(low, high)]
+    except RangeError:
+        return []
+    return []
+
+
+def _quantities(item: Item) -> list[tuple[Decimal, str | None, str | None, str | None]]:
+    """(value, system, code, unit) of a quantity value."""
+    value, type_ = item
+    if type_ in _QUANTITIES and value.get("value") is not None:
+        return [(value["value"], value.get("system"), value.get("code"), value.get("unit"))]
+    if type_ == "Money" and value.get("value") is not None:
+        return [(value["value"], "urn:iso:std:iso:4217", value.get("currency"), None)]
+    return []
+
+
+def _numbers(item: Item) -> list[Decimal | int]:
+    value, type_ = item
+    if type_ in ("decimal", "integer", "positiveInt", "unsignedInt") and not isinstance(
+        value, bool
+    ):
+        return [value]
+    return []
+
+
+def _references(item: Item) -> list[tuple[str, str] | str]:
+    """A local reference as (type, id); a canonical or absolute one as its text."""
+    value, type_ = item
+    if type_ in _URIS and isinstance(value, str):
+        return [value]
+    if type_ == "Reference" and isinstance(value.get("reference"), str):
+        reference = value["reference"]
+        if m := _RELATIVE.fullmatch(reference):
+            return [(m["type"], m["id"])]
+        if ":" in reference:
+            return [reference]
+    return []
+
+
+def _uris(item: Item) -> list[str]:
+    value, type_ = item
+    return [value] if type_ in _URIS and isinstance(value, str) else []
+
+
+# --- query values, derived from what the examples hold -------------------------------------
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One query value and, per component (one for a simple parameter), what R4 says a
+    selected item must be to match it."""
+
+    modifier: str  # "" or e.g. ":exact"
+    text: str  # as written in the query (escaped)
+    accepts: tuple[Predicate, ...]
+
+    def matches(self, selection: Selection) -> bool:
+        if len(self.accepts) == 1:
+            return any(self.accepts[0](item) for item in selection)  # type: ignore[arg-type]
+        return any(
+            all(any(accept(x) for x in items) for accept, items in zip(self.accepts, parts))
+            for parts in selection  # type: ignore[misc]
+        )
+
+
+def _escape(text: str) -> str:
+    return re.sub(r"([\\,$|])", r"\\\1", text)
+
+
+def _printable(text: str) -> bool:
+    return bool(text) and not any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
+Derived = tuple[str, str, Predicate]  # (modifier, query text, predicate)
+
+
+def _token_probe(system: str | None, code: str | None) -> Derived:
+    def accept(item: Item) -> bool:
+        return any(
+            (code is None or c == code)
+            and (system is None or (s is None if system == "" else s == system))
+            for s, c in _tokens(item)
+        )
+
+    written = _escape(code or "") if system is None else f"{_escape(system)}|{_escape(code or '')}"
+    return "", written, accept
+
+
+def _derive_token(item: Item) -> list[Derived]:
+    out = []
+    for system, code in _tokens(item):
+        if not _printable(code) or (system is not None and not _printable(system)):
+            continue
+        out.append(_token_probe(system or "", code))
+        out.append(_token_probe(None, code))
+        if system is not None:
+            out.append(_token_probe(system, None))
+    return out
+
+
+def _string_probe(query: str, exact: bool) -> Derived:
+    wanted = normalise(query)
+
+    def accept(item: Item) -> bool:
+        if exact:
+            return any(s == query for s in _strings(item))
+        return any(normalise(s).startswith(wanted) for s in _strings(item))
+
+    return (":exact" if exact else ""), _escape(query), accept
+
+
+def _derive_string(item: Item, *, component: bool = False) -> list[Derived]:
+    out = []
+    for value in _strings(item):
+        if not _printable(value) or not value.strip():
+            continue
+        if component:
+            out.append(_string_probe(value, exact=False))
+            continue
+        prefix = value[: max(3, len(value) // 2)]
+        out.append(_string_probe(prefix, exact=False))
+        out.append(_string_probe(value, exact=True))
+    return out
+
+
+def _range_probe(
+    kind: str, prefix: Prefix, written: str, ranges: Callable[[Item], Sequence[tuple[Any, Any]]]
+) -> Derived:
+    low, high = date_range(written) if kind == "date" else number_range(written)[1:]
+
+    def accept(item: Item) -> bool:
+        return any(matches_range(prefix, low, high, *r) for r in ranges(item))
+
+    return "", f"{prefix}{_escape(written)}", accept
+
+
+def _written_dates(item: Item) -> list[str]:
+    value, type_ = item
+    if type_ in ("date", "dateTime", "instant"):
+        return [value]
+    if type_ == "Period":
+        return [value[k] for k in ("start", "end") if k in value]
+    if type_ == "Timing":
+        return list(value.get("event", []))
+    return []
+
+
+def _derive_date(item: Item, *, component: bool = False) -> list[Derived]:
+    prefixes: tuple[Prefix, ...] = ("eq",) if component else ("eq", "ge", "lt")
+    return [
+        _range_probe("date", prefix, written, _date_ranges)
+        for written in _written_dates(item)
+        for prefix in prefixes
+    ]
+
+
+def _number_ranges(item: Item) -> list[tuple[Decimal, Decimal]]:
+    return [number_range(n)[1:] for n in _numbers(item)]
+
+
+def _derive_number(item: Item, *, component: bool = False) -> list[Derived]:
+    prefixes: tuple[Prefix, ...] = ("eq",) if component else ("eq", "gt")
+    return [
+        _range_probe("number", prefix, str(n), _number_ranges)
+        for n in _numbers(item)
+        for prefix in prefixes
+    ]
+
+
+def _quantity_probe(
+    prefix: Prefix, number: str, system: str | None, code: str | None
+) -> Derived:
+    low, high = number_range(number)[1:]
+
+    def accept(item: Item) -> bool:
+        return any(
+            matches_range(prefix, low, high, *number_range(v)[1:])
+            and (code is None or (s == system and c == code))
+            for v, s, c, _ in _quantities(item)
+        )
+
+    unit = "" if code is None else f"|{_escape(system or '')}|{_escape(code)}"
+    return "", f"{prefix}{number}{unit}", accept
+
+
+def _derive_quantity(item: Item, *, component: bool = False) -> list[Derived]:
+    out = []
+    for value, system, code, _ in _quantities(item):
+        number = str(value)
+        if system and code and _printable(system) and _printable(code):
+            out.append(_quantity_probe("eq", number, system, code))
+        if not component:
+            out += [_quantity_probe("eq", number, None, None)]
+            out += [_quantity_probe("gt", number, None, None)]
+    return out
+
+
+def _reference_probe(target: tuple[str, str] | str) -> Derived:
+    if isinstance(target, tuple):
+        written = "/".join(target)
+
+        def accept(item: Item) -> bool:
+            return target in _references(item)
+
+        return "", written, accept
+    url, _, version = target.partition("|")
+
+    def accept_url(item: Item) -> bool:
+        for found in _references(item):
+            if isinstance(found, str):
+                found_url, _, found_version = found.partition("|")
+                if found_url == url and (not version or found_version == version):
+                    return True
+        return False
+
+    return "", _escape(url) + (f"|{_escape(version)}" if version else ""), accept_url
+
+
+def _derive_reference(param: SearchParam) -> Callable[..., list[Derived]]:
+    def derive(item: Item, *, component: bool = False) -> list[Derived]:
+        out = []
+        for target in _references(item):
+            if isinstance(target, tuple):
+                if param.targets and target[0] not in param.targets:
+                    continue  # not a type this parameter refers to: the query is refused
+                out.append(_reference_probe(target))
+            elif _printable(target) and " " not in target:
+                out.append(_reference_probe(target))
+                if "|" in target:
+                    out.append(_reference_probe(target.partition("|")[0]))
+        return out
+
+    return derive
+
+
+def _derive_uri(item: Item, *, component: bool = False) -> list[Derived]:
+    def probe(uri: str) -> Derived:
+        return "", _escape(uri), lambda other: uri in _uris(other)
+
+    return [probe(uri) for uri in _uris(item) if _printable(uri) and " " not in uri]
+
+
+def _deriver(kind: str, param: SearchParam) -> Callable[..., list[Derived]]:
+    derivers: dict[str, Callable[..., list[Derived]]] = {
+        "token": lambda item, component=False: _derive_token(item),
+        "string": _derive_string,
+        "date": _derive_date,
+        "number": _derive_number,
+        "quantity": _derive_quantity,
+        "reference": _derive_reference(param),
+        "uri": _derive_uri,
+    }
+    return derivers[kind]
+
+
+def _probes(param: SearchParam, selections: Sequence[Selection]) -> list[Probe]:
+    """Every query value the selections give, de-duplicated, in a stable order."""
+    found: dict[tuple[str, str], Probe] = {}
+    if param.type != "composite":
+        derive = _deriver(param.type, param)
+        for selection in selections:
+            for item in selection:
+                for modifier, written, accept in derive(item):
+                    found.setdefault((modifier, written), Probe(modifier, written, (accept,)))
+        return list(found.values())
+    for selection in selections:
+        for parts in selection:
+            options = [
+                [d for item in items for d in _component_deriver(c, param)(item, component=True)]
+                for c, items in zip(param.components, parts)  # type: ignore[arg-type]
+            ]
+            for combination in itertools.product(*(o[:2] for o in options)):
+                written = "$".join(d[1] for d in combination)
+                accepts = tuple(d[2] for d in combination)
+                found.setdefault(("", written), Probe("", written, accepts))
+    return list(found.values())
+
+
+def _component_deriver(component: Component, param: SearchParam) -> Callable[..., list[Derived]]:
+    return _deriver(component.type, param)
+
+
+# --- the cases: each parameter's probes and the ids R4 expects ------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    code: str
+    probe: Probe
+    expected: frozenset[str]
+
+
+def _tested_params(resource_type: str) -> list[SearchParam]:
+    return [
+        p
+        for code, p in params_for(resource_type).items()
+        if p.expression is not None and p.type != "special" and code not in _NOT_TESTED
+    ]
+
+
+@cache
+def cases(resource_type: str) -> tuple[Case, ...]:
+    bodies = examples().by_type.get(resource_type, [])
+    out: list[Case] = []
+    for param in _tested_params(resource_type):
+        selections = {b["id"]: _select(param, b) for b in bodies}
+        for probe in _spread(_probes(param, list(selections.values())), PER_PARAM):
+            expected = frozenset(i for i, s in selections.items() if probe.matches(s))
+            out.append(Case(param.code, probe, expected))
+    return tuple(out)
+
+
+# --- the store, loaded once per database ---------------------------------------------------
+
+
+def _empty(url: str) -> None:
+    engine = make_engine(url)
+    tables = ", ".join(t.name for t in metadata.sorted_tables if t.name != "search_state")
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE audit_event DISABLE TRIGGER USER"))
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY"))
+        conn.execute(text("ALTER TABLE audit_event ENABLE TRIGGER USER"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def loaded(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SqlStore]:
+    """A store holding the examples (committed), on each database."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('search-examples') / 'opengp.db'}"
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
+    else:
+        url = request.getfixturevalue("postgres_url")
+        _empty(url)
+    store = SqlStore.from_url(url)
+    with store.writing() as tx:
+        for resource_type, bodies in examples().by_type.items():
+            for body in bodies:
+                tx.save(resource_type, body["id"], body, method="POST", previous=None)
+    yield store
+    store.dispose()
+    if request.param == "postgres":
+        _empty(url)
+
+
+def _mismatches(store: SqlStore, resource_type: str) -> list[str]:
+    out = []
+    with store.reading() as tx:
+        for case in cases(resource_type):
+            name = case.code + case.probe.modifier
+            try:
+                query = parse_query(resource_type, [(name, case.probe.text)], strict=True)
+                found = frozenset(tx.find(query, 10_000))
+            except BadRequest as exc:
+                out.append(f"{resource_type} {name}={case.probe.text}: refused ({exc})")
+                continue
+            if found != case.expected:
+                out.append(
+                    f"{resource_type} {name}={case.probe.text}: "
+                    f"expected only {sorted(case.expected - found)}, "
+                    f"found only {sorted(found - case.expected)}"
+                )
+    return out
+
+
+def _types() -> list[str]:
+    return sorted(examples().by_type) if EXAMPLES is not None else []
+
+
+@pytest.mark.parametrize("resource_type", _types())
+def test_search_agrees_with_the_reference(loaded: SqlStore, resource_type: str) -> None:
+    found = _mismatches(loaded, resource_type)
+    assert not found, f"{len(found)} mismatches:\n" + "\n".join(found)
