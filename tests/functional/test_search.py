@@ -117,6 +117,8 @@ def test_patients_by_nhs_number_name_and_birth_date(fhir: Fhir, practice: dict[s
     assert set(ids(search(fhir, "Patient?birthdate=lt1990"))) == {practice["jo"], practice["sam"]}
     assert ids(search(fhir, "Patient?birthdate=ge2000-01-01")) == [practice["ann"]]
     assert ids(search(fhir, "Patient?gender=male")) == [practice["sam"]]
+    gender = "http://hl7.org/fhir/administrative-gender"
+    assert ids(search(fhir, f"Patient?gender={gender}|male")) == [practice["sam"]]
     # OR with commas, AND by repetition.
     assert set(ids(search(fhir, "Patient?family=ng,smythe"))) == {practice["ann"], practice["sam"]}
     assert ids(search(fhir, "Patient?family=sm&family=smy")) == [practice["sam"]]
@@ -337,3 +339,25 @@ def test_everything_for_a_patient(fhir: Fhir, practice: dict[str, str]) -> None:
     assert ids(future) == []
     assert fhir.get("Patient/nobody/$everything").status_code == 404
     assert fhir.get(f"Patient/{jo}/$everything?colour=blue").status_code == 400
+
+
+def test_text_and_content(fhir: Fhir, practice: dict[str, str]) -> None:
+    div = '<div xmlns="http://www.w3.org/1999/xhtml">Diabetes review: <b>feet</b> checked</div>'
+    noted = fhir.create(
+        {
+            "resourceType": "Condition",
+            "text": {"status": "generated", "div": div},
+            "code": {"text": "Type 2 diabetes mellitus"},
+            "note": [{"text": "Retinal screening booked"}],
+            "subject": {"reference": f"Patient/{practice['jo']}"},
+        }
+    )["id"]
+    assert ids(search(fhir, "Condition?_text=feet")) == [noted]
+    assert ids(search(fhir, "Condition?_text=checked feet")) == [noted]
+    assert ids(search(fhir, "Condition?_text=retinal")) == []  # not in the narrative
+    assert ids(search(fhir, "Condition?_content=retinal screening")) == [noted]
+    assert ids(search(fhir, "Condition?_content=mellitus")) == [noted]
+    assert ids(search(fhir, "Condition?_content=retinal,nothing-like-it")) == [noted]
+    assert ids(search(fhir, "Condition?_content=retinal clinic")) == []
+    assert fhir.delete(f"Condition/{noted}").status_code == 204
+    assert ids(search(fhir, "Condition?_content=retinal")) == []

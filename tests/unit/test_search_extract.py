@@ -92,7 +92,7 @@ def test_blood_pressure_observation() -> None:
     rows = index_rows(blood_pressure())
     assert len(rows) == len(set(rows))
     expected = [
-        TokenRow("status", None, "final", None),
+        TokenRow("status", "http://hl7.org/fhir/observation-status", "final", None),
         TokenRow("category", "http://x/cat", "vital-signs", None),
         # The concept's text is the text of each of its codings (for :text) ...
         TokenRow("code", LOINC, "85354-9", "blood pressure"),

@@ -156,8 +156,19 @@ EXAMPLES = package_dir("hl7.fhir.r4.examples")
 def test_generated_file_is_up_to_date(monkeypatch: pytest.MonkeyPatch) -> None:
     assert EXAMPLES is not None
     generator = _generator(monkeypatch)
-    text = generator.render(generator.generate(EXAMPLES), generator.referable_types(EXAMPLES))
+    text = generator.render(
+        generator.generate(EXAMPLES),
+        generator.referable_types(EXAMPLES),
+        generator.compartments(EXAMPLES),
+    )
     assert text == Path(r4.__file__).read_text(encoding="utf-8")
+
+
+def test_the_patient_compartment_comes_from_its_definition() -> None:
+    patient = r4.COMPARTMENTS["Patient"]
+    assert patient["Observation"] == ("subject", "performer")
+    assert "actor" in patient["Appointment"]
+    assert "Practitioner" not in patient
 
 
 def test_restricting_an_expression_to_a_type(monkeypatch: pytest.MonkeyPatch) -> None:

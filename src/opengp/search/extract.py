@@ -16,7 +16,7 @@ defines matching for each FHIR type:
   "false"); code/string/id/uri primitives (None, value).
 - date: date/dateTime/instant by their implied range (ranges.date_range, England time
   for dates without a zone); Period from start to end (open ends: MIN_/MAX_INSTANT); each
-  Timing.event.
+  Timing.event, and Timing.repeat.boundsPeriod as a Period (R4: a Timing's outer limits).
 - number: decimal/integer by significant figures (ranges.number_range).
 - quantity: Quantity and its kinds (Age, Duration, ...) as value/system/code/unit; Money
   with system urn:iso:std:iso:4217 and the currency as code.
@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from opengp.fhir.definitions.r4 import REQUIRED_BINDINGS, VALUE_SETS
 from opengp.fhir.references import parse_relative
 from opengp.search.fhirpath import Accessor, FhirPathError, Item, compile_expression
 from opengp.search.model import (
@@ -171,6 +172,9 @@ def _date(param: str, value: Any, type_: str, rows: Rows) -> None:
             rows.append(DateRow(param, low, high))
     elif type_ == "Timing":
         rows += [DateRow(param, *date_range(event)) for event in value.get("event", ())]
+        bounds = (value.get("repeat") or {}).get("boundsPeriod")
+        if isinstance(bounds, dict):  # a schedule without events: its outer limits
+            _date(param, bounds, "Period", rows)
 
 
 def _number(param: str, value: Any, type_: str, rows: Rows) -> None:
@@ -321,6 +325,27 @@ class _Plan:
     problems: Mapping[str, str]
 
 
+def _code_systems(expression: str) -> dict[str, str]:
+    """code -> its code system, for a `code` element bound (required) to a value set:
+    `Patient.gender` holds "male", which is http://hl7.org/fhir/administrative-gender|male."""
+    systems: dict[str, str] = {}
+    for branch in expression.split("|"):
+        value_set = REQUIRED_BINDINGS.get(branch.strip())
+        for system, codes in VALUE_SETS.get(value_set or "", {}).items():
+            systems.update(dict.fromkeys(codes, system))
+    return systems
+
+
+def _coded(systems: dict[str, str]) -> Converter:
+    def convert(param: str, value: Any, type_: str, rows: Rows) -> None:
+        if type_ == "code" and value in systems:
+            rows.append(TokenRow(param, systems[value], value, None))
+        else:
+            _token(param, value, type_, rows)
+
+    return convert
+
+
 @cache
 def _plan(resource_type: str) -> _Plan:
     simple, composites, found = [], [], {}
@@ -335,6 +360,8 @@ def _plan(resource_type: str) -> _Plan:
             continue
         if param.type == "composite":
             composites.append((accessor, _Composite(param)))
+        elif param.type == "token" and (systems := _code_systems(param.expression)):
+            simple.append((code, accessor, _coded(systems)))
         else:
             simple.append((code, accessor, CONVERTERS[param.type]))
     return _Plan(tuple(simple), tuple(composites), found)

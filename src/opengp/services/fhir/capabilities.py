@@ -25,8 +25,7 @@ class RouteLike(Protocol):
 
 SYSTEM_INTERACTIONS = {"transaction", "batch", "history-system", "search-system"}
 # Parameters R4 defines but OpenGP does not search, and why (docs/api.md, "Search").
-NOT_SEARCHED = {"_query": "named queries", "_filter": "_filter", "_content": "full text"}
-NOT_SEARCHED |= {"_text": "full text"}
+NOT_SEARCHED = {"_query": "named queries", "_filter": "_filter"}
 
 
 def _search_params(resource_type: str) -> list[dict[str, Any]]:

@@ -29,9 +29,11 @@ from sqlalchemy import (
     false,
     func,
     insert,
+    literal_column,
     not_,
     or_,
     select,
+    table,
     true,
     tuple_,
 )
@@ -39,6 +41,7 @@ from sqlalchemy.sql.base import ReadOnlyColumnCollection
 
 from opengp.fhir.errors import BadRequest
 from opengp.search.definitions.r4 import COMPARTMENTS
+from opengp.search.fulltext import words
 from opengp.search.model import SearchParam, normalise
 from opengp.search.parse import (
     Clause,
@@ -62,6 +65,7 @@ from opengp.search.parse import (
 from opengp.search.prefixes import Prefix, approximate
 from opengp.store.base import SearchPage, StoredResource
 from opengp.store.sql.search_tables import (
+    FULL_TEXT_CONFIGURATION,
     fit,
     search_date,
     search_number,
@@ -70,6 +74,7 @@ from opengp.store.sql.search_tables import (
     search_snapshot,
     search_snapshot_entry,
     search_string,
+    search_text,
     search_token,
     search_uri,
 )
@@ -151,8 +156,9 @@ def _bound(value: datetime | Decimal) -> datetime | float:
 class Compiler:
     """Turns clauses into conditions on `resource`; `now` anchors `ap` on dates."""
 
-    def __init__(self, now: datetime) -> None:
+    def __init__(self, now: datetime, dialect: str) -> None:
         self.now = now
+        self.dialect = dialect
 
     # ---- the criteria of one search ---------------------------------------------------
 
@@ -242,7 +248,9 @@ class Compiler:
                 )
             )
         if code in ("_text", "_content"):
-            raise BadRequest(f"{code} (full-text search) is not supported yet", expression=[code])
+            column = "narrative" if code == "_text" else "content"
+            texts = [v.text for v in clause.values if isinstance(v, StringValue)]
+            return or_(false(), *(self._words(resource_type, column, t) for t in texts))
         negate = clause.modifier == "not" or any(
             isinstance(v, MissingValue) and v.missing for v in clause.values
         )
@@ -326,6 +334,9 @@ class Compiler:
                     if type_ is not None:
                         local = and_(local, c.target_type == type_)
                     parts.append(local)
+                    if type_ is not None and url is None:
+                        # A relative canonical (`Questionnaire/phq9`) is indexed as its URL.
+                        parts.append(c.url == fit(f"{type_}/{id_}"))
                 if url is not None:
                     by_url: ColumnElement[bool] = c.url == fit(url)
                     if version is not None and id_ is None:
@@ -337,6 +348,30 @@ class Compiler:
                     return _uri_hierarchy(c.uri, uri, modifier)
                 return c.uri == fit(uri)
         raise BadRequest(f"a {type(value).__name__} cannot be searched this way")
+
+    def _words(self, resource_type: str, field: str, text: str) -> ColumnElement[bool]:
+        """Resources whose narrative or content (`field`) holds every word of `text`."""
+        found = words(text)
+        if not found:
+            raise BadRequest(f"{text!r} has no words to search for")
+        t = search_text.c
+        matching: ColumnElement[bool]
+        if self.dialect == "postgresql":
+            vector = func.to_tsvector(FULL_TEXT_CONFIGURATION, t[field])
+            wanted = func.plainto_tsquery(FULL_TEXT_CONFIGURATION, " ".join(found))
+            matching = vector.bool_op("@@")(wanted)
+        else:
+            phrase = " AND ".join(f'"{w}"' for w in found)  # quoted words: no FTS5 syntax
+            fts: ColumnElement[Any] = literal_column("search_text_fts")
+            rowids: Select[Any] = select(literal_column("rowid")).select_from(
+                table("search_text_fts")
+            )
+            matching = literal_column("search_text.rowid").in_(
+                rowids.where(fts.match(f"{field} : ({phrase})"))
+            )
+        return resource.c.id.in_(
+            select(t.resource_id).where(t.resource_type == resource_type, matching)
+        )
 
     def _last_updated(self, value: Value, column: ColumnElement[Any]) -> ColumnElement[bool]:
         if not isinstance(value, DateValue):
@@ -501,7 +536,7 @@ class Searcher:
     ) -> None:
         self.conn = conn
         self.writing = writing
-        self.compiler = Compiler(now)
+        self.compiler = Compiler(now, conn.dialect.name)
         self.now = now
 
     def _where(self, query: SearchQuery) -> list[ColumnElement[bool]]:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import astuple
 from typing import Any
 
-from sqlalchemy import Column, Float, Index, Integer, String, Table
+from sqlalchemy import Column, Float, Index, Integer, String, Table, Text
 from sqlalchemy.sql.schema import Column as ColumnType
 
 from opengp.search.model import (
@@ -128,6 +128,20 @@ search_uri = Table(
     Index("ix_search_uri_resource", "resource_type", "resource_id"),
 )
 
+# Words for _text (the narrative) and _content (all of the resource's text). The word index
+# is the database's own, made by the migration: an FTS5 table kept in step by triggers on
+# SQLite (search_text_fts), GIN indexes of to_tsvector('english', ...) on PostgreSQL.
+search_text = Table(
+    "search_text",
+    metadata,
+    Column("resource_type", String(64), nullable=False),
+    Column("resource_id", String(64), nullable=False),
+    Column("narrative", Text, nullable=False),
+    Column("content", Text, nullable=False),
+    Index("ix_search_text_resource", "resource_type", "resource_id"),
+)
+FULL_TEXT_CONFIGURATION = "english"  # PostgreSQL; SQLite's tokenizer is porter unicode61
+
 # Which search definitions the rows were built from (see reindex.py).
 search_state = Table(
     "search_state",
@@ -165,6 +179,7 @@ SEARCH_TABLES: tuple[Table, ...] = (
     search_quantity,
     search_reference,
     search_uri,
+    search_text,
 )
 TABLE_OF: dict[type[Any], Table] = {
     StringRow: search_string,

@@ -23,6 +23,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from opengp.fhir import jsonio
 from opengp.fhir.datetimes import instant
+from opengp.search import fulltext
 from opengp.search.extract import index_rows
 from opengp.search.parse import SearchQuery
 from opengp.store.base import (
@@ -37,7 +38,7 @@ from opengp.store.base import (
 from opengp.store.sql import audit, dialects
 from opengp.store.sql.indexing import identifier_rows
 from opengp.store.sql.search import Searcher
-from opengp.store.sql.search_tables import SEARCH_TABLES, grouped
+from opengp.store.sql.search_tables import SEARCH_TABLES, grouped, search_text
 from opengp.store.sql.tables import identifier_index, resource, resource_version
 
 Clock = Callable[[], datetime]
@@ -286,6 +287,10 @@ class SqlWriteTransaction(SqlReadTransaction):
             resource_type, id = body["resourceType"], body["id"]
             for table, rows in grouped(resource_type, id, index_rows(body)).items():
                 by_table.setdefault(table, []).extend(rows)
+            words = {"narrative": fulltext.narrative(body), "content": fulltext.content(body)}
+            if words["content"]:
+                row = {"resource_type": resource_type, "resource_id": id, **words}
+                by_table.setdefault(search_text, []).append(row)
             # Kept for the previous release until a contract migration drops the table.
             legacy += [
                 {"resource_type": resource_type, "resource_id": id, "system": s, "value": v}

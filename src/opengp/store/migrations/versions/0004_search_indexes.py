@@ -28,6 +28,29 @@ WIDTH = 255
 TEXT = sa.String(WIDTH).with_variant(sa.String(WIDTH, collation="C"), "postgresql")
 
 
+# The word index of search_text: SQLite FTS5 over the table (external content, kept in step
+# by triggers; rows are only ever inserted and deleted), PostgreSQL GIN over tsvectors.
+FULL_TEXT = {
+    "sqlite": [
+        "CREATE VIRTUAL TABLE search_text_fts USING fts5(narrative, content,"
+        " content='search_text', content_rowid='rowid',"
+        " tokenize='porter unicode61 remove_diacritics 2')",
+        "CREATE TRIGGER search_text_added AFTER INSERT ON search_text BEGIN"
+        " INSERT INTO search_text_fts(rowid, narrative, content)"
+        " VALUES (new.rowid, new.narrative, new.content); END",
+        "CREATE TRIGGER search_text_removed AFTER DELETE ON search_text BEGIN"
+        " INSERT INTO search_text_fts(search_text_fts, rowid, narrative, content)"
+        " VALUES ('delete', old.rowid, old.narrative, old.content); END",
+    ],
+    "postgresql": [
+        "CREATE INDEX ix_search_text_narrative_words ON search_text"
+        " USING gin (to_tsvector('english', narrative))",
+        "CREATE INDEX ix_search_text_content_words ON search_text"
+        " USING gin (to_tsvector('english', content))",
+    ],
+}
+
+
 def _utc() -> sa.DateTime:
     return sa.DateTime(timezone=True)
 
@@ -106,6 +129,16 @@ def upgrade() -> None:
     _table("search_uri", sa.Column("uri", TEXT, nullable=False))
     op.create_index("ix_search_uri_value", "search_uri", ["resource_type", "param", "uri"])
     op.create_table(
+        "search_text",
+        sa.Column("resource_type", sa.String(64), nullable=False),
+        sa.Column("resource_id", sa.String(64), nullable=False),
+        sa.Column("narrative", sa.Text(), nullable=False),
+        sa.Column("content", sa.Text(), nullable=False),
+    )
+    op.create_index("ix_search_text_resource", "search_text", ["resource_type", "resource_id"])
+    for statement in FULL_TEXT[op.get_bind().dialect.name]:
+        op.execute(statement)
+    op.create_table(
         "search_state",
         sa.Column("name", sa.String(64), primary_key=True),
         sa.Column("value", sa.String(255), nullable=False),
@@ -131,10 +164,13 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_resource_type_updated", "resource")
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute("DROP TABLE search_text_fts")
     for name in (
         "search_snapshot_entry",
         "search_snapshot",
         "search_state",
+        "search_text",
         "search_uri",
         "search_reference",
         "search_quantity",
