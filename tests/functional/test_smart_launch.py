@@ -31,6 +31,7 @@ from opengp.config import Settings
 from opengp.services.oauth import OAuthService, add_client
 from opengp.store.sql import SqlStore
 from tests.functional.conftest import FHIR_JSON, bearer_token, patient
+from tests.functional.test_search import a_patient, observation
 
 BASE = "https://gp.test"
 FHIR_BASE = f"{BASE}/fhir"
@@ -259,11 +260,9 @@ def test_a_patient_token_reads_their_own_record_and_nothing_else(
         if e["search"]["mode"] == "match"
     )
     theirs = http.get(f"/fhir/Observation?subject=Patient/{other}", headers=bearer)
-    assert (
-        theirs.status_code == 200
-        and "entry" not in theirs.json()
-        or not [e for e in theirs.json()["entry"] if e["search"]["mode"] == "match"]
-    )
+    assert (theirs.status_code == 200 and "entry" not in theirs.json()) or not [
+        e for e in theirs.json()["entry"] if e["search"]["mode"] == "match"
+    ]
     compartment = http.get(f"/fhir/Patient/{mine}/Observation", headers=bearer)
     assert compartment.status_code == 200
     assert visible in {e["resource"]["id"] for e in compartment.json()["entry"]}
@@ -541,3 +540,106 @@ def test_discovery_lists_the_launch(http: TestClient) -> None:
     metadata = http.get("/.well-known/openid-configuration").json()
     assert metadata["authorization_endpoint"] == f"{BASE}/oauth2/authorize"
     assert metadata["id_token_signing_alg_values_supported"]
+
+
+# ---- staff: legitimate relationships -------------------------------------------------------
+
+
+def _create(http: TestClient, token: str, body: dict[str, Any]) -> str:
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": FHIR_JSON}
+    response = http.post(
+        f"/fhir/{body['resourceType']}", content=orjson.dumps(body), headers=headers
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def test_staff_see_only_patients_they_have_a_relationship_with(
+    http: TestClient, store: SqlStore
+) -> None:
+    system = bearer_token(http, store, "system/*.cruds")
+    practice = _create(http, system, {"resourceType": "Organization", "name": "Our practice"})
+    elsewhere = _create(http, system, {"resourceType": "Organization", "name": "Elsewhere"})
+    doctor = _create(http, system, {"resourceType": "Practitioner", "name": [{"family": "Shah"}]})
+    role = _create(
+        http,
+        system,
+        {
+            "resourceType": "PractitionerRole",
+            "practitioner": {"reference": f"Practitioner/{doctor}"},
+            "organization": {"reference": f"Organization/{elsewhere}"},
+        },
+    )
+    registered = _create(
+        http,
+        system,
+        a_patient(
+            41,
+            "Ours",
+            "Reg",
+            "1960-01-01",
+            managingOrganization={"reference": f"Organization/{practice}"},
+        ),
+    )
+    booked = _create(http, system, a_patient(42, "Booked", "Bea", "1970-01-01"))
+    stranger = _create(http, system, a_patient(43, "Stranger", "Sid", "1980-01-01"))
+    _create(
+        http,
+        system,
+        {
+            "resourceType": "Appointment",
+            "status": "booked",
+            "participant": [
+                {"actor": {"reference": f"Patient/{booked}"}, "status": "accepted"},
+                {"actor": {"reference": f"PractitionerRole/{role}"}, "status": "accepted"},
+            ],
+        },
+    )
+    results = {
+        who: _create(
+            http, system, observation(who, "4548-4", 50, "mmol/mol", "2025-01-01T10:00:00Z")
+        )
+        for who in (registered, booked, stranger)
+    }
+    new_user(
+        store,
+        "dr.shah",
+        "staff",
+        roles=["R8000"],
+        fhir_user=f"Practitioner/{doctor}",
+        practitioner_role=f"PractitionerRole/{role}",
+        organization_id=practice,
+    )
+    client_id, _ = new_app(store)
+    token = launched(http, store, client_id, "dr.shah")["access_token"]
+    bearer = {"Authorization": f"Bearer {token}"}
+
+    def get(url: str) -> Any:
+        return http.get(f"/fhir/{url}", headers=bearer)
+
+    def matches(url: str) -> set[str]:
+        response = get(url)
+        assert response.status_code == 200, response.text
+        return {
+            e["resource"]["id"]
+            for e in response.json().get("entry", [])
+            if e["search"]["mode"] == "match"
+        }
+
+    assert get(f"Patient/{registered}").status_code == 200
+    assert get(f"Patient/{booked}").status_code == 200
+    assert get(f"Patient/{stranger}").status_code == 403
+    assert get(f"Observation/{results[registered]}").status_code == 200
+    assert get(f"Observation/{results[stranger]}").status_code == 403
+    assert matches("Patient") == {registered, booked}
+    assert matches("Observation?code=4548-4") == {results[registered], results[booked]}
+    assert matches(f"Patient/{registered}/Observation") == {results[registered]}
+    assert get(f"Patient/{stranger}/Observation").status_code == 403
+    assert get(f"Patient/{registered}/$everything").status_code == 200
+    assert get(f"Patient/{stranger}/$everything").status_code == 403
+    # Practitioners are nobody's record; what a search includes is checked like a read.
+    included = get(f"Practitioner?_id={doctor}&_revinclude=Observation:performer")
+    assert included.status_code == 200
+    everything = get(f"Patient?_id={registered},{stranger}&_revinclude=Observation:subject")
+    ids = {e["resource"]["id"] for e in everything.json()["entry"] if "id" in e["resource"]}
+    assert results[registered] in ids and results[stranger] not in ids and stranger not in ids

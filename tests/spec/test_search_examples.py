@@ -39,38 +39,66 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 
 from opengp.fhir import jsonio
-from opengp.fhir.definitions import RESOURCE_TYPES
+from opengp.fhir.definitions import RESOURCE_TYPES, TYPES
+from opengp.fhir.definitions.r4 import REQUIRED_BINDINGS, VALUE_SETS
 from opengp.fhir.errors import BadRequest
-from opengp.search.fhirpath import Item, _fallback
+from opengp.search.fhirpath import Accessor, Item, _fallback, rewrite, split_top_level
 from opengp.search.model import Component, SearchParam, normalise
 from opengp.search.prefixes import Prefix, matches_range
 from opengp.search.query import parse_query
 from opengp.search.ranges import MAX_INSTANT, MIN_INSTANT, RangeError, date_range, number_range
 from opengp.search.registry import params_for
+from opengp.store.migrate import upgrade
 from opengp.store.sql import SqlStore
 from opengp.store.sql.dialects import make_engine
 from opengp.store.sql.tables import metadata
-from opengp.store.migrate import upgrade
 from tests.fhir_packages import package_dir
 
 EXAMPLES = package_dir("hl7.fhir.r4.examples")
 pytestmark = pytest.mark.skipif(EXAMPLES is None, reason="hl7.fhir.r4.examples not unpacked")
 
 # The types a GP system uses: each must have examples loaded and parameters tested.
-GP_TYPES = (
-    "Patient Practitioner PractitionerRole Organization Location HealthcareService "
-    "Observation Condition MedicationRequest MedicationStatement Medication "
-    "AllergyIntolerance Immunization Procedure Encounter EpisodeOfCare Appointment Slot "
-    "Schedule ServiceRequest DocumentReference DiagnosticReport RelatedPerson Consent Flag "
-    "CarePlan Composition List Group Provenance Task Communication QuestionnaireResponse"
-).split()
+GP_TYPES = [
+    "Patient",
+    "Practitioner",
+    "PractitionerRole",
+    "Organization",
+    "Location",
+    "HealthcareService",
+    "Observation",
+    "Condition",
+    "MedicationRequest",
+    "MedicationStatement",
+    "Medication",
+    "AllergyIntolerance",
+    "Immunization",
+    "Procedure",
+    "Encounter",
+    "EpisodeOfCare",
+    "Appointment",
+    "Slot",
+    "Schedule",
+    "ServiceRequest",
+    "DocumentReference",
+    "DiagnosticReport",
+    "RelatedPerson",
+    "Consent",
+    "Flag",
+    "CarePlan",
+    "Composition",
+    "List",
+    "Group",
+    "Provenance",
+    "Task",
+    "Communication",
+    "QuestionnaireResponse",
+]
 # Aggregates of the conformance resources (1-35 MB each) are not examples of one resource.
 AGGREGATE_LIMIT = 1_000_000
 # Examples loaded per type, at most: the conformance types have hundreds to a thousand
@@ -128,10 +156,52 @@ def examples() -> Examples:
 # --- what each parameter selects, by fhirpathpy -----------------------------------------
 
 
-def _evaluate(expression: str, resource_type: str, focus: Item, resource: dict[str, Any]) -> list[Item]:
+@cache
+def _accessor(branch: str, resource_type: str, focus_type: str) -> Accessor:
+    return _fallback(branch, resource_type, focus_type)
+
+
+_PATH = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:\.[a-z][A-Za-z0-9]*)*")
+
+
+@cache
+def _implicit_systems(branch: str, resource_type: str, focus_type: str) -> dict[str, str]:
+    """code -> its code system, when `branch` is a path to a `code` element with a required
+    binding: R4 gives such codes the system of the value set (`Patient.gender` holds
+    http://hl7.org/fhir/administrative-gender|male). From the element model, not extract."""
+    if not _PATH.fullmatch(branch):
+        return {}
+    owner, *names = branch.split(".")
+    if owner not in (resource_type, "Resource", "DomainResource"):
+        names, owner = [owner, *names], focus_type
+    for name in names[:-1]:
+        element = TYPES.get(owner, {}).get(name)
+        if element is None:
+            return {}
+        owner = element.type
+    value_set = REQUIRED_BINDINGS.get(f"{owner}.{names[-1]}", "")
+    return {
+        code: system for system, codes in VALUE_SETS.get(value_set, {}).items() for code in codes
+    }
+
+
+def _evaluate(
+    expression: str, kind: str, resource_type: str, focus: Item, resource: dict[str, Any]
+) -> list[Item]:
     """The ORIGINAL expression evaluated by fhirpathpy (with the `as` rewriting and the
-    reference-typing `resolve()` of opengp.search.fhirpath), not the compiled accessor."""
-    return _fallback(expression, resource_type, focus[1])([focus], resource)
+    reference-typing `resolve()` of opengp.search.fhirpath), not the compiled accessor.
+    For a token, a bound code is returned as the Coding it stands for."""
+    found: list[Item] = []
+    for branch in split_top_level(rewrite(expression), "|"):
+        items = _accessor(branch, resource_type, focus[1])([focus], resource)
+        systems = _implicit_systems(branch, resource_type, focus[1]) if kind == "token" else {}
+        found += [
+            ({"system": systems[v], "code": v}, "Coding")
+            if t == "code" and v in systems
+            else (v, t)
+            for v, t in items
+        ]
+    return found
 
 
 # A composite's selection: per item it selects, the items of each component.
@@ -140,13 +210,13 @@ Selection = list[Item] | list[list[list[Item]]]
 
 def _select(param: SearchParam, resource: dict[str, Any]) -> Selection:
     assert param.expression is not None
-    root = (resource, param.resource_type)
     resource_type = resource["resourceType"]
-    items = _evaluate(param.expression, resource_type, root, resource)
+    root = (resource, resource_type)
+    items = _evaluate(param.expression, param.type, resource_type, root, resource)
     if param.type != "composite":
         return items
     return [
-        [_evaluate(c.expression, resource_type, item, resource) for c in param.components]
+        [_evaluate(c.expression, c.type, resource_type, item, resource) for c in param.components]
         for item in items
     ]
 
@@ -187,6 +257,20 @@ def _tokens(item: Item) -> list[tuple[str | None, str]]:
     return [(c.get("system") or None, c["code"]) for c in codings if c.get("code")]
 
 
+def _texts(item: Item) -> list[str]:
+    """What token :text searches: CodeableConcept.text, Coding.display, Identifier.type.text."""
+    value, type_ = item
+    if type_ == "CodeableConcept":
+        found = [value.get("text"), *(c.get("display") for c in value.get("coding", []))]
+    elif type_ == "Coding":
+        found = [value.get("display")]
+    elif type_ == "Identifier":
+        found = [value.get("type", {}).get("text")]
+    else:
+        return []
+    return [t for t in found if isinstance(t, str)]
+
+
 def _strings(item: Item) -> list[str]:
     value, type_ = item
     if type_ in _STRINGS and isinstance(value, str):
@@ -198,32 +282,29 @@ def _strings(item: Item) -> list[str]:
     return found
 
 
+def _period(value: dict[str, Any]) -> tuple[datetime, datetime] | None:
+    start, end = value.get("start"), value.get("end")
+    if start is None and end is None:
+        return None
+    low = MIN_INSTANT if start is None else date_range(start)[0]
+    high = MAX_INSTANT if end is None else date_range(end)[1]
+    return low, high
+
+
 def _date_ranges(item: Item) -> list[tuple[datetime, datetime]]:
     value, type_ = item
-    try:
-        if type_ in ("date", "dateTime", "instant"):
-            return [date_range(value)]
-        if type_ == "Period":
-            start, end = value.get("start"), value.get("end")
-            if start is None and end is None:
-                return []
-            low = MIN_INSTANT if start is None else date_range(start)[0]
-            high = MAX_INSTANT if end is None else date_range(end)[1]
-            return [(low, high)]
-        if type_ == "Timing":  # only the outer limits matter (R4 search.html#date)
-            bounds = value.get("repeat", {}).get("boundsPeriod", {})
-            ranges = [date_range(e) for e in value.get("event", [])]
-            ranges += [date_range(bounds[k]) for k in ("start", "end") if k in bounds]
-            if not ranges:
-                return []
-            low = min(r[0] for r in ranges)
-            high = max(r[1] for r in ranges)
-            if "repeat" in value and "boundsPeriod" in value["repeat"] and "end" not in bounds:
-                high = MAX_INSTANT
-            return [(low, high)]
-    except RangeError:
-        return []
-    return []
+    found: list[tuple[datetime, datetime] | None] = []
+    if type_ in ("date", "dateTime", "instant"):
+        found = [date_range(value)]
+    elif type_ == "Period":
+        found = [_period(value)]
+    elif type_ == "Timing":  # "only the outer limits matter" (R4 search.html#date)
+        ranges = [date_range(e) for e in value.get("event", [])]
+        bounds = value.get("repeat", {}).get("boundsPeriod")
+        ranges += [r for r in [_period(bounds)] if r is not None] if bounds else []
+        if ranges:
+            found = [(min(r[0] for r in ranges), max(r[1] for r in ranges))]
+    return [r for r in found if r is not None]
 
 
 def _quantities(item: Item) -> list[tuple[Decimal, str | None, str | None, str | None]]:
@@ -249,6 +330,10 @@ def _references(item: Item) -> list[tuple[str, str] | str]:
     """A local reference as (type, id); a canonical or absolute one as its text."""
     value, type_ = item
     if type_ in _URIS and isinstance(value, str):
+        if value.startswith("#"):
+            return []  # a contained resource: not searchable
+        if m := _RELATIVE.fullmatch(value.partition("|")[0]):
+            return [(m["type"], m["id"]), value]  # a relative canonical
         return [value]
     if type_ == "Reference" and isinstance(value.get("reference"), str):
         reference = value["reference"]
@@ -308,7 +393,16 @@ def _token_probe(system: str | None, code: str | None) -> Derived:
     return "", written, accept
 
 
-def _derive_token(item: Item) -> list[Derived]:
+def _text_probe(query: str) -> Derived:
+    wanted = normalise(query)
+
+    def accept(item: Item) -> bool:
+        return any(normalise(t).startswith(wanted) for t in _texts(item))
+
+    return ":text", _escape(query), accept
+
+
+def _derive_token(item: Item, *, component: bool = False) -> list[Derived]:
     out = []
     for system, code in _tokens(item):
         if not _printable(code) or (system is not None and not _printable(system)):
@@ -317,7 +411,13 @@ def _derive_token(item: Item) -> list[Derived]:
         out.append(_token_probe(None, code))
         if system is not None:
             out.append(_token_probe(system, None))
+    if not component:
+        out += [_text_probe(_prefix(t)) for t in _texts(item) if _printable(t) and t.strip()]
     return out
+
+
+def _prefix(text: str) -> str:
+    return text[: max(3, len(text) // 2)]
 
 
 def _string_probe(query: str, exact: bool) -> Derived:
@@ -339,8 +439,7 @@ def _derive_string(item: Item, *, component: bool = False) -> list[Derived]:
         if component:
             out.append(_string_probe(value, exact=False))
             continue
-        prefix = value[: max(3, len(value) // 2)]
-        out.append(_string_probe(prefix, exact=False))
+        out.append(_string_probe(_prefix(value), exact=False))
         out.append(_string_probe(value, exact=True))
     return out
 
@@ -363,7 +462,8 @@ def _written_dates(item: Item) -> list[str]:
     if type_ == "Period":
         return [value[k] for k in ("start", "end") if k in value]
     if type_ == "Timing":
-        return list(value.get("event", []))
+        bounds = value.get("repeat", {}).get("boundsPeriod", {})
+        return [*value.get("event", []), *(bounds[k] for k in ("start", "end") if k in bounds)]
     return []
 
 
@@ -389,9 +489,7 @@ def _derive_number(item: Item, *, component: bool = False) -> list[Derived]:
     ]
 
 
-def _quantity_probe(
-    prefix: Prefix, number: str, system: str | None, code: str | None
-) -> Derived:
+def _quantity_probe(prefix: Prefix, number: str, system: str | None, code: str | None) -> Derived:
     low, high = number_range(number)[1:]
 
     def accept(item: Item) -> bool:
@@ -438,15 +536,37 @@ def _reference_probe(target: tuple[str, str] | str) -> Derived:
     return "", _escape(url) + (f"|{_escape(version)}" if version else ""), accept_url
 
 
+def _identifier_probe(system: str | None, value: str) -> Derived:
+    def accept(item: Item) -> bool:
+        found, type_ = item
+        identifier = found.get("identifier") if type_ == "Reference" else None
+        return (
+            isinstance(identifier, dict)
+            and identifier.get("value") == value
+            and (system is None or (identifier.get("system") or "") == system)
+        )
+
+    written = _escape(value) if system is None else f"{_escape(system)}|{_escape(value)}"
+    return ":identifier", written, accept
+
+
 def _derive_reference(param: SearchParam) -> Callable[..., list[Derived]]:
     def derive(item: Item, *, component: bool = False) -> list[Derived]:
         out = []
+        value, type_ = item
+        identifier = value.get("identifier") if type_ == "Reference" else None
+        if not component and isinstance(identifier, dict):
+            system, code = identifier.get("system"), identifier.get("value")
+            if isinstance(code, str) and _printable(code):
+                out.append(_identifier_probe(None, code))
+                if isinstance(system, str) and _printable(system):
+                    out.append(_identifier_probe(system, code))
         for target in _references(item):
             if isinstance(target, tuple):
                 if param.targets and target[0] not in param.targets:
                     continue  # not a type this parameter refers to: the query is refused
                 out.append(_reference_probe(target))
-            elif _printable(target) and " " not in target:
+            elif ":" in target and _printable(target) and " " not in target:
                 out.append(_reference_probe(target))
                 if "|" in target:
                     out.append(_reference_probe(target.partition("|")[0]))
@@ -464,7 +584,7 @@ def _derive_uri(item: Item, *, component: bool = False) -> list[Derived]:
 
 def _deriver(kind: str, param: SearchParam) -> Callable[..., list[Derived]]:
     derivers: dict[str, Callable[..., list[Derived]]] = {
-        "token": lambda item, component=False: _derive_token(item),
+        "token": _derive_token,
         "string": _derive_string,
         "date": _derive_date,
         "number": _derive_number,

@@ -89,6 +89,31 @@ def _parse(table: str) -> dict[str, dict[Category, str]]:
 
 ROLE_TABLE = _parse(TABLE)
 PATIENT_TABLE = ROLE_TABLE.pop("PATIENT")
+# A legitimate relationship: a resource in the patient's record of one of these types refers,
+# through this search parameter, to the member of staff's organisation, themselves or the
+# role they act in. Registered at the practice (the patient's managing organisation or
+# general practitioner, or a registration EpisodeOfCare), booked with them (Appointment), or
+# referred to them (ServiceRequest).
+RELATIONSHIP_LINKS: tuple[tuple[str, str], ...] = (
+    ("Patient", "organization"),
+    ("Patient", "general-practitioner"),
+    ("EpisodeOfCare", "organization"),
+    ("Appointment", "actor"),
+    ("ServiceRequest", "performer"),
+)
+
+
+def relationship_targets(principal: Principal) -> tuple[tuple[str, str], ...]:
+    """What a member of staff is, for RELATIONSHIP_LINKS: (type, id) of their organisation,
+    practitioner and practitioner role."""
+    refs = [("Organization", principal.organization_id)] if principal.organization_id else []
+    for reference in (principal.fhir_user, principal.practitioner_role):
+        kind, _, id = (reference or "").partition("/")
+        if kind in ("Practitioner", "PractitionerRole") and id:
+            refs.append((kind, id))
+    return tuple(refs)
+
+
 # Roles that may break the glass: registered clinicians acting in direct care.
 BREAK_GLASS_ROLES = frozenset({"R8000", "R8001", "R8003"})
 # meta.security labels that withhold an item from patients and proxies online

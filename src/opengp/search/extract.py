@@ -11,9 +11,10 @@ defines matching for each FHIR type:
 - token: Coding (system, code, display); CodeableConcept each coding, with the concept's
   text (else the coding's display) as `text`, and rows with code None carrying any other
   text (the concept's text when it has no coding, displays overridden by it), so `:text`
-  can match all of them; Identifier (system, value, type.text), plus `{code}:of-type` rows
-  (type system, `{type code}|{value}`); ContactPoint (None, value); boolean ("true",
-  "false"); code/string/id/uri primitives (None, value).
+  can match all of them; Identifier (system, value, type.text; without a value, its
+  type.text only), plus `{code}:of-type` rows (type system, `{type code}|{value}`);
+  ContactPoint (None, value); boolean ("true", "false"); code/string/id/uri primitives
+  (None, value).
 - date: date/dateTime/instant by their implied range (ranges.date_range, England time
   for dates without a zone); Period from start to end (open ends: MIN_/MAX_INSTANT); each
   Timing.event, and Timing.repeat.boundsPeriod as a Period (R4: a Timing's outer limits).
@@ -46,6 +47,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from opengp.fhir.definitions import TYPES
 from opengp.fhir.definitions.r4 import REQUIRED_BINDINGS, VALUE_SETS
 from opengp.fhir.references import parse_relative
 from opengp.search.fhirpath import Accessor, FhirPathError, Item, compile_expression
@@ -128,9 +130,11 @@ def _coding(param: str, coding: dict[str, Any], text: str | None, rows: Rows) ->
 
 def _identifier(param: str, value: dict[str, Any], rows: Rows, of_type: bool = True) -> None:
     code = value.get("value")
-    if code is None:
-        return
     type_ = value.get("type") or {}
+    if code is None:  # nothing to match but its type's text (`:text`)
+        if (text := _text(type_.get("text"))) is not None:
+            rows.append(TokenRow(param, None, None, text))
+        return
     rows.append(TokenRow(param, value.get("system") or None, code, _text(type_.get("text"))))
     for coding in type_.get("coding", ()) if of_type else ():
         if coding.get("code") is not None:
@@ -256,11 +260,11 @@ SKIPPED: Mapping[str, frozenset[str]] = {
 # --- composite -------------------------------------------------------------------------
 
 
-def _keys(component: Component, values: list[Item]) -> list[str]:
+def _keys(component: Component, values: list[Item], focus_type: str) -> list[str]:
     """The keys by which an earlier component of a composite is matched: its rows (made
     with an empty param name, so that auxiliary rows such as `:of-type` stand out), keyed."""
     rows: Rows = []
-    convert = CONVERTERS[component.type]
+    convert = _converter(component.type, component.expression, focus_type)
     for value, type_ in values:
         convert("", value, type_, rows)
     keys: list[str] = []
@@ -293,10 +297,10 @@ class _Composite:
         self, items: list[Item], resource: dict[str, Any], keys: dict[Any, list[str]], rows: Rows
     ) -> None:
         *earlier, last = self.param.components
-        convert = CONVERTERS[last.type]
         resource_type = self.param.resource_type
         for item in items:
             focus = [item]
+            convert = _converter(last.type, last.expression, item[1])
             values = compile_expression(last.expression, resource_type, item[1])(focus, resource)
             if not values:
                 continue
@@ -305,7 +309,7 @@ class _Composite:
                 memo = (id(item[0]), c.type, c.expression)
                 if memo not in keys:
                     selected = compile_expression(c.expression, resource_type, item[1])
-                    keys[memo] = _keys(c, selected(focus, resource))
+                    keys[memo] = _keys(c, selected(focus, resource), item[1])
                 found.append(keys[memo])
             for combination in itertools.product(*found):
                 name = "$".join((self.param.code, *combination))
@@ -314,6 +318,15 @@ class _Composite:
 
 
 # --- plans -----------------------------------------------------------------------------
+
+
+@cache
+def _converter(kind: str, expression: str, focus_type: str) -> Converter:
+    """How values of a parameter (or a composite's component) of `kind` become rows: bound
+    codes of a token get their code system (see _code_systems)."""
+    if kind == "token" and (systems := _code_systems(expression, focus_type)):
+        return _coded(systems)
+    return CONVERTERS[kind]
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,12 +338,23 @@ class _Plan:
     problems: Mapping[str, str]
 
 
-def _code_systems(expression: str) -> dict[str, str]:
+@cache
+def _code_systems(expression: str, focus_type: str) -> dict[str, str]:
     """code -> its code system, for a `code` element bound (required) to a value set:
-    `Patient.gender` holds "male", which is http://hl7.org/fhir/administrative-gender|male."""
+    `Patient.gender` holds "male", which is http://hl7.org/fhir/administrative-gender|male.
+    Each path is followed through the element model from `focus_type`, so that
+    `Patient.address.use` finds the binding of Address.use, and a composite's `code` that
+    of its item's type (DocumentReference.relatesTo.code)."""
     systems: dict[str, str] = {}
     for branch in expression.split("|"):
-        value_set = REQUIRED_BINDINGS.get(branch.strip())
+        owner: str | None = focus_type
+        names = branch.strip().split(".")
+        if names[0] in (focus_type, "Resource", "DomainResource"):
+            names = names[1:]
+        for name in names[:-1]:
+            element = TYPES.get(owner or "", {}).get(name)
+            owner = None if element is None else element.type
+        value_set = REQUIRED_BINDINGS.get(f"{owner}.{names[-1]}") if owner and names else None
         for system, codes in VALUE_SETS.get(value_set or "", {}).items():
             systems.update(dict.fromkeys(codes, system))
     return systems
@@ -360,10 +384,8 @@ def _plan(resource_type: str) -> _Plan:
             continue
         if param.type == "composite":
             composites.append((accessor, _Composite(param)))
-        elif param.type == "token" and (systems := _code_systems(param.expression)):
-            simple.append((code, accessor, _coded(systems)))
         else:
-            simple.append((code, accessor, CONVERTERS[param.type]))
+            simple.append((code, accessor, _converter(param.type, param.expression, resource_type)))
     return _Plan(tuple(simple), tuple(composites), found)
 
 

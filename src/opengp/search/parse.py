@@ -224,6 +224,8 @@ class SearchQuery:
     # own searches; and never those carrying these meta.security labels.
     compartment: tuple[str, tuple[str, ...]] | None = None
     withheld: frozenset[tuple[str, str]] = frozenset()
+    # Only the records of patients related (links, targets: see store `is_related`).
+    related: tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]] | None = None
 
     def self_link_pairs(self) -> tuple[tuple[str, str], ...]:
         """The accepted parameters, result parameters rendered canonically (Bundle self link)."""

@@ -107,6 +107,15 @@ class ReadTransaction(Protocol):
     def find(self, query: SearchQuery, limit: int) -> list[str]:
         """Ids of the first `limit` live resources matching a type-level search."""
 
+    def is_related(
+        self,
+        patient_id: str,
+        links: Sequence[tuple[str, str]],
+        targets: Sequence[tuple[str, str]],
+    ) -> bool:
+        """Whether a resource of the patient's record of a `links` type refers, through its
+        parameter, to one of `targets` (type, id)."""
+
     def search(self, query: SearchQuery, owner: str) -> SearchPage:
         """One page of a search, with what it includes; `owner` alone may page further."""
 

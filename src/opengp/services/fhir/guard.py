@@ -6,6 +6,7 @@ One place for both, so no route can be added that skips either: the router calls
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +20,7 @@ from opengp.fhir.errors import Concealed, FhirError, Forbidden
 from opengp.fhir.references import parse_relative
 from opengp.search.definitions.r4 import COMPARTMENTS
 from opengp.services.fhir.messages import FhirRequest, FhirResponse
-from opengp.store import ResourceStore
+from opengp.store import ReadTransaction, ResourceStore, StoredResource
 
 # Route interaction (CapabilityStatement code) -> policy interaction and audit action.
 ACTIONS: dict[str, str] = {
@@ -42,14 +43,23 @@ ACTIONS: dict[str, str] = {
 PATIENT_ELEMENTS = ("subject", "patient", "beneficiary", "individual")
 
 
-def _no_relationship(principal: Principal, patient_id: str) -> bool:
-    # Staff reach the API through SMART App Launch, which is not offered yet: until it
-    # is, no staff token exists and this is never asked.
+def unrelated(principal: Principal, patient_id: str) -> bool:
+    """The relationship check when none can be made: no relationship (refuse)."""
     return False
 
 
-# Patients and proxies read by id: the resource is fetched first, because whose record it is
-# (and whether it is withheld) is only known from the resource itself.
+def relationships(tx: ReadTransaction) -> policy.Relationship:
+    """The legitimate-relationship check of policy.RELATIONSHIP_LINKS, on `tx`."""
+
+    def related(principal: Principal, patient_id: str) -> bool:
+        targets = policy.relationship_targets(principal)
+        return tx.is_related(patient_id, policy.RELATIONSHIP_LINKS, targets)
+
+    return related
+
+
+# Reads by id by patients, proxies and staff: the resource is fetched first, because whose
+# record it is (and whether it is withheld) is only known from the resource itself.
 AFTER_READING = frozenset({"read", "vread"})
 
 
@@ -57,7 +67,12 @@ PATIENT_COMPARTMENT = COMPARTMENTS["Patient"]
 SEARCHES = frozenset({"search-type", "search-compartment"})
 
 
-def authorize_route(principal: Principal, interaction: str, args: list[str]) -> None:
+def authorize_route(
+    principal: Principal,
+    interaction: str,
+    args: list[str],
+    relationship: policy.Relationship = unrelated,
+) -> None:
     """`authorize` for a routed request: `args` are the path's (type, id, ...) arguments."""
     resource_type = args[0] if args else None
     patient_id = None
@@ -69,23 +84,34 @@ def authorize_route(principal: Principal, interaction: str, args: list[str]) -> 
     elif interaction == "search-type" and principal.kind in ("patient", "proxy"):
         # A patient's searches run inside their own record (see `search_scope`).
         patient_id = principal.patient_id
-    authorize(principal, interaction, resource_type, patient_id=patient_id)
+    authorize(
+        principal, interaction, resource_type, patient_id=patient_id, relationship=relationship
+    )
 
 
-def search_scope(
-    principal: Principal, resource_type: str
-) -> tuple[tuple[str, tuple[str, ...]] | None, frozenset[tuple[str, str]]]:
-    """What a search by `principal` is limited to: (compartment, withheld labels). Patients
-    and proxies search only their own record, without what is withheld from them online."""
+def search_scope(principal: Principal, resource_type: str | None) -> dict[str, Any]:
+    """What a search by `principal` is limited to, as SearchQuery fields. Patients and
+    proxies search only their own record, without what is withheld from them online; staff
+    only the records of patients they have a legitimate relationship with."""
+    in_records = resource_type is None or resource_type == "Patient"
+    in_records = in_records or resource_type in PATIENT_COMPARTMENT
+    if principal.kind == "staff":
+        if not in_records:
+            return {}
+        targets = policy.relationship_targets(principal)
+        return {"related": (policy.RELATIONSHIP_LINKS, targets)}
     if principal.kind not in ("patient", "proxy") or principal.patient_id is None:
-        return None, frozenset()
-    if resource_type != "Patient" and resource_type not in PATIENT_COMPARTMENT:
+        return {}
+    if not in_records:
         raise Forbidden(f"{resource_type} is not part of a patient's record")
-    return ("Patient", (principal.patient_id,)), policy.SENSITIVE_LABELS
+    return {
+        "compartment": ("Patient", (principal.patient_id,)),
+        "withheld": policy.SENSITIVE_LABELS,
+    }
 
 
 def checks_after_reading(principal: Principal, interaction: str) -> bool:
-    return principal.kind in ("patient", "proxy") and interaction in AFTER_READING
+    return principal.kind in ("patient", "proxy", "staff") and interaction in AFTER_READING
 
 
 def authorize(
@@ -95,6 +121,7 @@ def authorize(
     *,
     patient_id: str | None = None,
     security: frozenset[tuple[str, str]] = frozenset(),
+    relationship: policy.Relationship = unrelated,
 ) -> None:
     action = ACTIONS.get(interaction)
     if action is None:
@@ -105,7 +132,7 @@ def authorize(
         principal,
         request,
         scopes_allow=allows,
-        relationship=_no_relationship,
+        relationship=relationship,
         now=datetime.now(UTC),
         proxy_patients=proxied if principal.kind == "proxy" else frozenset(),
     )
@@ -113,27 +140,56 @@ def authorize(
         raise Forbidden(f"not allowed: {decision.reason}")
 
 
-def permits(principal: Principal, interaction: str, resource_type: str) -> bool:
-    """Whether `authorize` would let the interaction through (for what a search includes)."""
-    try:
-        authorize(principal, interaction, resource_type)
-    except Forbidden:
-        return False
-    return True
+def visibility(
+    principal: Principal | None, tx: ReadTransaction
+) -> Callable[[StoredResource], bool]:
+    """Whether `principal` may see a resource a search brings in besides its matches
+    (`_include`, `_revinclude`): checked one by one, like a read, relationships memoised."""
+    if principal is None:
+        return lambda stored: False
+    known: dict[str, bool] = {}
+    check = relationships(tx)
+
+    def related(who: Principal, patient_id: str) -> bool:
+        if patient_id not in known:
+            known[patient_id] = check(who, patient_id)
+        return known[patient_id]
+
+    def may_see(stored: StoredResource) -> bool:
+        try:
+            authorize_read(principal, "read", FhirResponse(200, stored), related)
+        except (Forbidden, Concealed):
+            return False
+        return True
+
+    return may_see
 
 
-def authorize_read(principal: Principal, interaction: str, response: FhirResponse) -> None:
-    """The check of a patient's or proxy's read, once the resource is known: anything
-    outside their record, or withheld from online access, is concealed (404, not 403)."""
+def authorize_read(
+    principal: Principal,
+    interaction: str,
+    response: FhirResponse,
+    relationship: policy.Relationship = unrelated,
+) -> None:
+    """The check of a read, once the resource is known. For patients and proxies anything
+    outside their record, or withheld from online access, is concealed (404, not 403);
+    staff are told they have no legitimate relationship (403)."""
     stored = response.resource
     if stored is None:
         return
     patient_id, security = _record_of(stored.resource_type, stored.id, stored.content)
     try:
         authorize(
-            principal, interaction, stored.resource_type, patient_id=patient_id, security=security
+            principal,
+            interaction,
+            stored.resource_type,
+            patient_id=patient_id,
+            security=security,
+            relationship=relationship,
         )
     except Forbidden:
+        if principal.kind == "staff":
+            raise
         raise Concealed(f"{stored.resource_type}/{stored.id} is not known") from None
 
 

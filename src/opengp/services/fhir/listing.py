@@ -139,11 +139,8 @@ def search(
     """Type-level (or, without a type, system-level) search: one page of matches, what they
     include, and links to the pages before and after (http://hl7.org/fhir/R4/search.html)."""
     query = parse_query(resource_type, request.params, strict=request.strict)
-    principal = ctx.principal
-    if principal is not None and resource_type is not None:
-        mine, withheld = guard.search_scope(principal, resource_type)
-        if mine is not None:
-            query = replace(query, compartment=mine, withheld=withheld)
+    if ctx.principal is not None:
+        query = replace(query, **guard.search_scope(ctx.principal, resource_type))
     return _results(tx, request, ctx, query)
 
 
@@ -162,11 +159,19 @@ def compartment_search(
     if resource_type != compartment and resource_type not in COMPARTMENTS[compartment]:
         raise NotFound(f"{resource_type} is not in a {compartment}'s compartment")
     query = parse_query(resource_type, request.params, strict=request.strict)
-    query = replace(query, compartment=(compartment, (id,)))
-    if ctx.principal is not None:
-        _, withheld = guard.search_scope(ctx.principal, resource_type)
-        query = replace(query, withheld=withheld)
+    query = replace(query, compartment=(compartment, (id,)), withheld=_withheld(ctx))
     return _results(tx, request, ctx, query)
+
+
+def _withheld(ctx: Context) -> frozenset[tuple[str, str]]:
+    """The labels withheld from this principal (patients and proxies: the sensitive ones).
+    Other limits of `search_scope` do not apply once the compartment was authorised."""
+    if ctx.principal is None:
+        return frozenset()
+    withheld: frozenset[tuple[str, str]] = guard.search_scope(ctx.principal, "Patient").get(
+        "withheld", frozenset()
+    )
+    return withheld
 
 
 EVERYTHING_PARAMETERS = frozenset({"_since", "_type", "_count", "_cursor", "_format", "_pretty"})
@@ -188,13 +193,10 @@ def everything(
     if since is not None:
         pairs.append(("_lastUpdated", f"ge{instant(since)}"))
     query = parse_query(None, pairs, strict=True)
-    withheld = frozenset[tuple[str, str]]()
-    if ctx.principal is not None:
-        withheld = guard.search_scope(ctx.principal, "Patient")[1]
     query = replace(
         query,
         compartment=("Patient", (id,)),
-        withheld=withheld,
+        withheld=_withheld(ctx),
         includes=(Include(None, None, None, iterate=False),),
     )
     current = tx.current("Patient", id)
@@ -219,8 +221,9 @@ def _results(
     shape = shaper(query.summary, query.elements)
     entries = [_entry(ctx, stored, "match", shape) for stored in page.matches]
     refused = set()
+    may_see = guard.visibility(principal, tx)
     for stored in page.included:
-        if principal is not None and guard.permits(principal, "search-type", stored.resource_type):
+        if may_see(stored):
             entries.append(_entry(ctx, stored, "include", shape))
         else:
             refused.add(stored.resource_type)

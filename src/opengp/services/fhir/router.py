@@ -165,7 +165,7 @@ def _run(tx: Any, request: FhirRequest, ctx: Context) -> FhirResponse:
     if found.access == "own":
         raise MethodNotAllowed("a Bundle entry cannot itself be a batch or transaction")
     principal = _who(ctx, found)
-    guard.authorize_route(principal, found.interaction, args)
+    guard.authorize_route(principal, found.interaction, args, guard.relationships(tx))
     response = found.handler(tx, request, ctx, *args)
     entry = guard.success(principal, found.interaction, args, request, response)
     if entry is not None:
@@ -203,18 +203,20 @@ def dispatch(store: ResourceStore, request: FhirRequest, ctx: Context) -> FhirRe
         if found.access == "own":
             return found.handler(store, request, ctx, *args)
         after = guard.checks_after_reading(principal, found.interaction)
-        if not after:
-            guard.authorize_route(principal, found.interaction, args)
         if found.access == "read":
             try:
                 with store.reading() as tx:
+                    related = guard.relationships(tx)
+                    if not after:
+                        guard.authorize_route(principal, found.interaction, args, related)
                     response: FhirResponse = found.handler(tx, request, ctx, *args)
+                    if after:
+                        guard.authorize_read(principal, found.interaction, response, related)
             except Gone:
-                if after:  # a deletion says the record existed: not for other patients
+                if after and principal.kind != "staff":
+                    # A deletion says the record existed: not for other patients.
                     raise Concealed(f"{request.path} is not known") from None
                 raise
-            if after:
-                guard.authorize_read(principal, found.interaction, response)
             entry = guard.success(principal, found.interaction, args, request, response)
             if entry is not None:
                 # Recorded before the response is sent.

@@ -36,6 +36,7 @@ from sqlalchemy import (
     table,
     true,
     tuple_,
+    union,
 )
 from sqlalchemy.sql.base import ReadOnlyColumnCollection
 
@@ -169,8 +170,43 @@ class Compiler:
         out += [resource.c.id.in_(self.has_ids(resource_type, h)) for h in has]
         return out
 
+    def related_patients(
+        self,
+        links: Sequence[tuple[str, str]],
+        targets: Sequence[tuple[str, str]],
+        patient_id: str | None = None,
+    ) -> Select[Any]:
+        """Ids of patients with a resource of a `links` type in their record that refers,
+        through the link's parameter, to one of `targets` (see policy.RELATIONSHIP_LINKS)."""
+        branches = []
+        for resource_type, param in links:
+            link = search_reference.alias()
+            where = [
+                link.c.resource_type == resource_type,
+                link.c.param == param,
+                tuple_(link.c.target_type, link.c.target_id).in_(list(targets)),
+            ]
+            if resource_type == "Patient":
+                if patient_id is not None:
+                    where.append(link.c.resource_id == patient_id)
+                branches.append(select(link.c.resource_id.label("patient_id")).where(*where))
+                continue
+            member = search_reference.alias()
+            where += [
+                member.c.resource_type == resource_type,
+                member.c.resource_id == link.c.resource_id,
+                member.c.param.in_(COMPARTMENTS["Patient"].get(resource_type, ())),
+                member.c.target_type == "Patient",
+            ]
+            if patient_id is not None:
+                where.append(member.c.target_id == patient_id)
+            branches.append(select(member.c.target_id.label("patient_id")).where(*where))
+        if not branches or not targets:
+            return select(literal_column("NULL").label("patient_id")).where(false())
+        return union(*branches) if len(branches) > 1 else branches[0]  # type: ignore[return-value]
+
     def in_compartment(
-        self, resource_type: str, compartment: str, ids: Sequence[str]
+        self, resource_type: str, compartment: str, ids: Sequence[str] | Select[Any]
     ) -> ColumnElement[bool]:
         """Members of the compartments of `ids` (http://hl7.org/fhir/R4/compartmentdefinition.html):
         resources whose compartment parameters refer to one of them, and those themselves."""
@@ -193,7 +229,7 @@ class Compiler:
         return or_(false(), *members)
 
     def in_compartment_any(
-        self, types: Sequence[str], compartment: str, ids: Sequence[str]
+        self, types: Sequence[str], compartment: str, ids: Sequence[str] | Select[Any]
     ) -> ColumnElement[bool]:
         """`in_compartment` for a search across types (`Patient/123/$everything`)."""
         members = COMPARTMENTS.get(compartment, {})
@@ -550,6 +586,9 @@ class Searcher:
                 where.append(self.compiler.in_compartment(query.resource_type, kind, ids))
             if query.withheld:
                 where.append(self.compiler.withheld(query.resource_type, query.withheld))
+            if query.related is not None:
+                patients = self.compiler.related_patients(*query.related)
+                where.append(self.compiler.in_compartment(query.resource_type, "Patient", patients))
         else:
             if query.types:
                 where.append(r.resource_type.in_(query.types))
@@ -558,6 +597,9 @@ class Searcher:
                 where.append(self.compiler.in_compartment_any(query.types, kind, ids))
             if query.withheld:
                 where.append(self.compiler.withheld(r.resource_type, query.withheld))  # type: ignore[arg-type]
+            if query.related is not None:
+                patients = self.compiler.related_patients(*query.related)
+                where.append(self.compiler.in_compartment_any(query.types, "Patient", patients))
             # Common parameters, correlated on each row's own type.
             where += self.compiler.conditions(r.resource_type, query.clauses, query.has)  # type: ignore[arg-type]
         return where

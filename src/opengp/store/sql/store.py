@@ -37,7 +37,7 @@ from opengp.store.base import (
 )
 from opengp.store.sql import audit, dialects
 from opengp.store.sql.indexing import identifier_rows
-from opengp.store.sql.search import Searcher
+from opengp.store.sql.search import Compiler, Searcher
 from opengp.store.sql.search_tables import SEARCH_TABLES, grouped, search_text
 from opengp.store.sql.tables import identifier_index, resource, resource_version
 
@@ -136,6 +136,16 @@ class SqlReadTransaction:
 
     def search(self, query: SearchQuery, owner: str) -> SearchPage:
         return self._searcher().page(query, owner)
+
+    def is_related(
+        self,
+        patient_id: str,
+        links: Sequence[tuple[str, str]],
+        targets: Sequence[tuple[str, str]],
+    ) -> bool:
+        compiler = Compiler(utc_now_ms(), self.conn.dialect.name)
+        related = compiler.related_patients(links, targets, patient_id)
+        return self.conn.execute(related.limit(1)).first() is not None
 
     def _searcher(self) -> Searcher:
         return Searcher(self.conn, self._writing, datetime.now(UTC))
