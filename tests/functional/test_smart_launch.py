@@ -30,6 +30,7 @@ from opengp.app import create_app
 from opengp.config import Settings
 from opengp.services.oauth import OAuthService, add_client
 from opengp.store.sql import SqlStore
+from opengp.store.sql.audit import query_audit
 from tests.functional.conftest import FHIR_JSON, bearer_token, patient
 from tests.functional.test_search import a_patient, observation
 
@@ -643,3 +644,42 @@ def test_staff_see_only_patients_they_have_a_relationship_with(
     everything = get(f"Patient?_id={registered},{stranger}&_revinclude=Observation:subject")
     ids = {e["resource"]["id"] for e in everything.json()["entry"] if "id" in e["resource"]}
     assert results[registered] in ids and results[stranger] not in ids and stranger not in ids
+
+    # Break-glass: a reason opens the record for an hour, flagged in the audit trail.
+    def break_glass(reason: str) -> Any:
+        body = {
+            "resourceType": "Parameters",
+            "parameter": [{"name": "reason", "valueString": reason}],
+        }
+        return http.post(
+            f"/fhir/Patient/{stranger}/$break-glass",
+            content=orjson.dumps(body),
+            headers={**bearer, "Content-Type": FHIR_JSON},
+        )
+
+    assert break_glass("urgent").status_code == 403  # too short to be a reason
+    opened = break_glass("Unconscious in the waiting room, no notes available")
+    assert opened.status_code == 200, opened.text
+    assert opened.json()["parameter"][0]["name"] == "until"
+    assert get(f"Observation/{results[stranger]}").status_code == 200
+    assert get(f"Patient/{stranger}/$everything").status_code == 200
+    with store.reading() as tx:
+        trail = query_audit(tx.conn, patient_id=stranger, count=20)
+    alert = [e for e in trail if e.action == "break-glass"]
+    assert len(alert) == 1 and "Unconscious" in (alert[0].detail or "")
+    flagged = [e for e in trail if e.action == "read" and "break_glass" in (e.detail or "")]
+    assert flagged, "reads under break-glass are flagged"
+    # A receptionist may not break the glass.
+    new_user(store, "reception", "staff", roles=["R8009"], organization_id=practice)
+    desk = launched(http, store, client_id, "reception")["access_token"]
+    refused = http.post(
+        f"/fhir/Patient/{stranger}/$break-glass",
+        content=orjson.dumps(
+            {
+                "resourceType": "Parameters",
+                "parameter": [{"name": "reason", "valueString": "A long enough reason here"}],
+            }
+        ),
+        headers={"Authorization": f"Bearer {desk}", "Content-Type": FHIR_JSON},
+    )
+    assert refused.status_code == 403

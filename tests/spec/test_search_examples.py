@@ -105,7 +105,7 @@ AGGREGATE_LIMIT = 1_000_000
 # (SearchParameter, ValueSet, CodeSystem, StructureDefinition); a spread of them is kept.
 PER_TYPE = 40
 # Query values compared per parameter, at most: a spread of those the examples give.
-PER_PARAM = 8
+PER_PARAM = 16
 MAX_ID = 64
 _NOT_TESTED = frozenset({"_id", "_lastUpdated"})  # resource columns, not index rows
 

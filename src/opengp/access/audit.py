@@ -233,9 +233,12 @@ def to_audit_event(
     reason = detail.get("reason")
     if row.outcome != "success" and isinstance(reason, str) and reason:
         event["outcomeDesc"] = reason
-    purpose = _PURPOSES.get("break-glass" if row.action == "break-glass" else row.purpose or "")
+    urgent = row.action == "break-glass" or detail.get("break_glass") is True
+    purpose = _PURPOSES.get("break-glass" if urgent else row.purpose or "")
     if purpose is not None:
         event["purposeOfEvent"] = [{"coding": [dict(purpose)]}]
+        if row.action == "break-glass" and isinstance(reason, str):
+            event["purposeOfEvent"][0]["text"] = reason  # the clinician's stated reason
     event["agent"] = _agents(row, who_display, principal_system)
     event["source"] = deepcopy(_SOURCE)
     entities = _entities(row, detail)

@@ -39,6 +39,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, KeySetSerialization
 
+from opengp.access import break_glass
 from opengp.access import clients as registry
 from opengp.access.accounts import SignInFailed, UnknownAccount, principal_for, proxy_patients
 from opengp.access.clients import ASSERTION_ALGORITHMS, AUTH_METHODS, Client
@@ -255,12 +256,14 @@ class OAuthService:
             patient_id = user.patient_id
             if user.kind == "proxy" and isinstance(patient, str):
                 patient_id = patient if patient in proxy_patients(tx.conn, user.id) else None
+            glass = break_glass.active(tx.conn, user.id, self.store.clock())
         return replace(
             user,
             scopes=frozenset(claims.scopes),
             client_id=claims.client_id,
             purpose=claims.purpose,
             patient_id=patient_id,
+            break_glass=glass if user.kind == "staff" else (),
         )
 
     def launch(self) -> Launch:

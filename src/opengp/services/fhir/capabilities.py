@@ -23,6 +23,12 @@ class RouteLike(Protocol):
     def conditional(self) -> bool: ...
 
 
+# http://hl7.org/fhir/R4/valueset-type-restful-interaction.html
+TYPE_INTERACTIONS = {"read", "vread", "update", "patch", "delete", "history-instance"}
+TYPE_INTERACTIONS |= {"history-type", "create", "search-type"}
+# Standard operations (routes named $...) -> their OperationDefinition. OpenGP's own
+# ($break-glass) are described in docs/api.md.
+OPERATIONS = {"everything": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}
 SYSTEM_INTERACTIONS = {"transaction", "batch", "history-system", "search-system"}
 # Parameters R4 defines but OpenGP does not search, and why (docs/api.md, "Search").
 NOT_SEARCHED = {"_query": "named queries", "_filter": "_filter"}
@@ -36,6 +42,11 @@ def _search_params(resource_type: str) -> list[dict[str, Any]]:
     ]
 
 
+def _operations(routes: tuple[tuple[str, str, bool], ...]) -> dict[str, Any]:
+    named = sorted(i for shape, i, _ in routes if i in OPERATIONS and "$" in shape)
+    return {"operation": [{"name": n, "definition": OPERATIONS[n]} for n in named]}
+
+
 def statement(routes: Sequence[RouteLike], base_url: str) -> bytes:
     return _statement(tuple((r.shape, r.interaction, r.conditional) for r in routes), base_url)
 
@@ -43,8 +54,7 @@ def statement(routes: Sequence[RouteLike], base_url: str) -> bytes:
 @cache
 def _statement(routes: tuple[tuple[str, str, bool], ...], base_url: str) -> bytes:
     type_interactions = sorted(
-        {i for shape, i, _ in routes if shape.startswith("{type}") and i != "search-type"}
-        | {"search-type"}
+        {i for shape, i, _ in routes if shape.startswith("{type}")} & TYPE_INTERACTIONS
     )
     conditional = {i for shape, i, c in routes if c}
     system = sorted(
@@ -79,7 +89,12 @@ def _statement(routes: tuple[tuple[str, str, bool], ...], base_url: str) -> byte
             {
                 "mode": "server",
                 "resource": [
-                    {"type": t, **resource_entry, "searchParam": _search_params(t)}
+                    {
+                        "type": t,
+                        **resource_entry,
+                        "searchParam": _search_params(t),
+                        **(_operations(routes) if t == "Patient" else {}),
+                    }
                     for t in sorted(RESOURCE_TYPES)
                 ],
                 "interaction": [{"code": code} for code in system],

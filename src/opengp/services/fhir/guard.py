@@ -236,10 +236,15 @@ def success(
     resource_id = stored.id if stored is not None else (args[1] if len(args) > 1 else None)
     detail: dict[str, Any] = {}
     patient_id = None
+    if interaction in ("search-compartment", "everything"):
+        patient_id = args[1] if args[0] == "Patient" else None
+        resource_type, resource_id = (args[2] if len(args) > 2 else None), None
     if action in ("search", "history"):
         detail["parameters"] = parameter_names(request.params)
     elif stored is not None:
         patient_id = patient_of(stored.resource_type, stored.id, stored.content)
+    if patient_id is not None and any(g.patient_id == patient_id for g in principal.break_glass):
+        detail["break_glass"] = True  # opened under break-glass: for the Privacy Officer
     return entry_for(
         principal,
         action,  # type: ignore[arg-type]

@@ -25,7 +25,7 @@ from opengp.fhir.errors import (
     Unauthorized,
 )
 from opengp.fhir.references import is_valid_id
-from opengp.services.fhir import bundles, capabilities, guard, interactions, listing
+from opengp.services.fhir import bundles, capabilities, emergency, guard, interactions, listing
 from opengp.services.fhir.interactions import Context
 from opengp.services.fhir.messages import FhirRequest, FhirResponse
 from opengp.store import ResourceStore, WriteConflict
@@ -107,6 +107,7 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("GET", "{type}/{id}/_history", "history-instance", listing.history, "read"),
     Route("GET", "{type}/{id}/$everything", "everything", listing.everything, "read"),
+    Route("POST", "{type}/{id}/$break-glass", "break-glass", emergency.break_glass, "own"),
     Route("GET", "{type}/{id}/{type}", "search-compartment", listing.compartment_search, "read"),
     Route(
         "GET",

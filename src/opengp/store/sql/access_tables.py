@@ -42,6 +42,20 @@ user_account = Table(
     Column("created", UtcDateTime, nullable=False),
 )
 
+# A clinician's emergency access to a record without a legitimate relationship: the stated
+# reason, and until when it lasts (policy.glass_broken).
+break_glass = Table(
+    "break_glass",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("user_id", String(64), nullable=False),
+    Column("patient_id", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("opened", UtcDateTime, nullable=False),
+    Column("until", UtcDateTime, nullable=False),
+    Index("ix_break_glass_user", "user_id", "until"),
+)
+
 # What a proxy may do for a patient, as granted by the practice.
 proxy_grant = Table(
     "proxy_grant",
