@@ -683,3 +683,48 @@ def test_staff_see_only_patients_they_have_a_relationship_with(
         headers={"Authorization": f"Bearer {desk}", "Content-Type": FHIR_JSON},
     )
     assert refused.status_code == 403
+
+
+# ---- the audit trail over FHIR --------------------------------------------------------------
+
+
+def test_privacy_officers_and_patients_search_the_audit_trail(
+    http: TestClient, store: SqlStore
+) -> None:
+    mine = new_patient(http, store, "9434765919")
+    other = new_patient(http, store, "9434765870")
+    new_user(store, "jo.smith", "patient", fhir_user=f"Patient/{mine}")
+    new_user(store, "privacy", "staff", roles=["R0001"])
+    new_user(store, "dr.who", "staff", roles=["R8000"])
+    client_id, _ = new_app(store)
+
+    def bearer(username: str) -> dict[str, str]:
+        token = launched(http, store, client_id, username)["access_token"]
+        return {"Authorization": f"Bearer {token}"}
+
+    patient = bearer("jo.smith")
+    assert http.get(f"/fhir/Patient/{mine}", headers=patient).status_code == 200
+    officer = bearer("privacy")
+    trail = http.get(f"/fhir/AuditEvent?patient=Patient/{mine}&_count=50", headers=officer)
+    assert trail.status_code == 200, trail.text
+    events = [e["resource"] for e in trail.json()["entry"]]
+    assert all(e["resourceType"] == "AuditEvent" for e in events)
+    reads = [e for e in events if e.get("subtype", [{}])[0].get("code") == "read"]
+    assert reads and reads[0]["entity"][0]["what"]["reference"] == f"Patient/{mine}"
+    today = http.get(
+        "/fhir/AuditEvent?date=ge2020-01-01&date=lt2999-01-01&_count=1", headers=officer
+    )
+    assert today.status_code == 200 and len(today.json()["entry"]) == 1
+    assert any(link["relation"] == "next" for link in today.json()["link"])
+    # Patients see who looked at their own record, and nobody else's.
+    own = http.get("/fhir/AuditEvent", headers=patient)
+    assert own.status_code == 200
+    assert {
+        e["resource"]["entity"][0]["what"]["reference"]
+        for e in own.json()["entry"]
+        if e["resource"].get("entity")
+    } <= {f"Patient/{mine}"}
+    assert http.get(f"/fhir/AuditEvent?patient={other}", headers=patient).status_code == 400
+    # A GP's role does not include the audit trail.
+    assert http.get("/fhir/AuditEvent", headers=bearer("dr.who")).status_code == 403
+    assert http.get("/fhir/AuditEvent?colour=blue", headers=officer).status_code == 400

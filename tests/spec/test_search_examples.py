@@ -103,9 +103,9 @@ GP_TYPES = [
 AGGREGATE_LIMIT = 1_000_000
 # Examples loaded per type, at most: the conformance types have hundreds to a thousand
 # (SearchParameter, ValueSet, CodeSystem, StructureDefinition); a spread of them is kept.
-PER_TYPE = 40
+PER_TYPE = 2000
 # Query values compared per parameter, at most: a spread of those the examples give.
-PER_PARAM = 16
+PER_PARAM = 32
 MAX_ID = 64
 _NOT_TESTED = frozenset({"_id", "_lastUpdated"})  # resource columns, not index rows
 

@@ -6,9 +6,12 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from opengp.search.parse import SearchQuery
+
+if TYPE_CHECKING:
+    from opengp.store.sql.audit import AuditRow
 
 
 class WriteConflict(Exception):
@@ -115,6 +118,18 @@ class ReadTransaction(Protocol):
     ) -> bool:
         """Whether a resource of the patient's record of a `links` type refers, through its
         parameter, to one of `targets` (type, id)."""
+
+    def audit_trail(
+        self,
+        *,
+        patient_id: str | None = None,
+        principal: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        count: int = 50,
+        before_seq: int | None = None,
+    ) -> list[AuditRow]:
+        """Audit entries, newest first (see opengp.store.sql.audit.query_audit)."""
 
     def search(self, query: SearchQuery, owner: str) -> SearchPage:
         """One page of a search, with what it includes; `owner` alone may page further."""

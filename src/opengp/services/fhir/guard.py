@@ -30,6 +30,7 @@ ACTIONS: dict[str, str] = {
     "search-system": "search",
     "search-compartment": "search",
     "everything": "search",
+    "search-audit": "search",
     "history-instance": "history",
     "history-type": "history",
     "history-system": "history",
@@ -81,6 +82,10 @@ def authorize_route(
         patient_id = args[1] if args[0] == "Patient" else None
     elif interaction == "everything":
         resource_type, patient_id = "*", args[1]
+    elif interaction == "search-audit":
+        resource_type = "AuditEvent"
+        if principal.kind in ("patient", "proxy"):
+            patient_id = principal.patient_id  # their own record's trail (auditing.search)
     elif interaction == "search-type" and principal.kind in ("patient", "proxy"):
         # A patient's searches run inside their own record (see `search_scope`).
         patient_id = principal.patient_id

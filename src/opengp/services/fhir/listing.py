@@ -59,16 +59,16 @@ def _since(request: FhirRequest) -> datetime | None:
     return value
 
 
-def _link(relation: str, url: str) -> dict[str, str]:
+def link(relation: str, url: str) -> dict[str, str]:
     return {"relation": relation, "url": url}
 
 
-def _page_url(base: str, path: str, params: Sequence[tuple[str, str]]) -> str:
+def page_url(base: str, path: str, params: Sequence[tuple[str, str]]) -> str:
     query = urlencode(list(params))
     return f"{base}/{path}" + (f"?{query}" if query else "")
 
 
-def _bundle(
+def bundle(
     kind: str, total: int | None, links: list[dict[str, str]], entries: list[dict[str, Any]]
 ) -> bytes:
     return orjson.dumps(
@@ -120,17 +120,17 @@ def history(
         }
         entries.append(item)
     keep = [(k, v) for k, v in request.params if k in ("_since", "_count")]
-    links = [_link("self", _page_url(ctx.base_url, request.path, request.params))]
+    links = [link("self", page_url(ctx.base_url, request.path, request.params))]
     if page.next_before_seq is not None:
         links.append(
-            _link(
+            link(
                 "next",
-                _page_url(
+                page_url(
                     ctx.base_url, request.path, [*keep, ("_cursor", str(page.next_before_seq))]
                 ),
             )
         )
-    return FhirResponse(200, body=_bundle("history", page.total, links, entries))
+    return FhirResponse(200, body=bundle("history", page.total, links, entries))
 
 
 def search(
@@ -245,12 +245,12 @@ def _results(
     applied = query.self_link_pairs() if shown is None else shown
     base = [(k, v) for k, v in applied if k != "_cursor"]
     here = [*base, ("_cursor", query.cursor)] if query.cursor else base
-    links = [_link("self", _page_url(ctx.base_url, request.path, here))]
+    links = [link("self", page_url(ctx.base_url, request.path, here))]
     for relation, at in (("next", page.next_cursor), ("previous", page.previous_cursor)):
         if at is not None:
-            url = _page_url(ctx.base_url, request.path, [*base, ("_cursor", at)])
-            links.append(_link(relation, url))
-    return FhirResponse(200, body=_bundle("searchset", page.total, links, entries))
+            url = page_url(ctx.base_url, request.path, [*base, ("_cursor", at)])
+            links.append(link(relation, url))
+    return FhirResponse(200, body=bundle("searchset", page.total, links, entries))
 
 
 def _entry(ctx: Context, stored: StoredResource, mode: str, shape: Shaper) -> dict[str, Any]:

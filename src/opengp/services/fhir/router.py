@@ -25,7 +25,15 @@ from opengp.fhir.errors import (
     Unauthorized,
 )
 from opengp.fhir.references import is_valid_id
-from opengp.services.fhir import bundles, capabilities, emergency, guard, interactions, listing
+from opengp.services.fhir import (
+    auditing,
+    bundles,
+    capabilities,
+    emergency,
+    guard,
+    interactions,
+    listing,
+)
 from opengp.services.fhir.interactions import Context
 from opengp.services.fhir.messages import FhirRequest, FhirResponse
 from opengp.store import ResourceStore, WriteConflict
@@ -79,6 +87,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "metadata", "capabilities", _metadata, "own"),
     Route("POST", "", "transaction", _bundle, "own"),
     Route("GET", "", "search-system", listing.search, "read"),
+    Route("GET", "AuditEvent", "search-audit", auditing.search, "read"),
     Route("GET", "_history", "history-system", listing.history, "read"),
     Route("GET", "{type}", "search-type", listing.search, "read"),
     Route("POST", "{type}", "create", _create, "write"),

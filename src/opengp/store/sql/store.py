@@ -137,6 +137,26 @@ class SqlReadTransaction:
     def search(self, query: SearchQuery, owner: str) -> SearchPage:
         return self._searcher().page(query, owner)
 
+    def audit_trail(
+        self,
+        *,
+        patient_id: str | None = None,
+        principal: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        count: int = 50,
+        before_seq: int | None = None,
+    ) -> list[audit.AuditRow]:
+        return audit.query_audit(
+            self.conn,
+            patient_id=patient_id,
+            principal=principal,
+            since=since,
+            until=until,
+            count=count,
+            before_seq=before_seq,
+        )
+
     def is_related(
         self,
         patient_id: str,
