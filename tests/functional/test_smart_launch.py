@@ -611,8 +611,11 @@ def test_staff_see_only_patients_they_have_a_relationship_with(
         practitioner_role=f"PractitionerRole/{role}",
         organization_id=practice,
     )
-    client_id, _ = new_app(store)
-    token = launched(http, store, client_id, "dr.shah")["access_token"]
+    clinical = "openid fhirUser user/*.cruds"
+    client_id, _ = add_client(
+        store, "Clinical app", clinical, "direct-care", redirect_uris=[APP], public=True
+    )
+    token = launched(http, store, client_id, "dr.shah", clinical)["access_token"]
     bearer = {"Authorization": f"Bearer {token}"}
 
     def get(url: str) -> Any:
@@ -644,6 +647,35 @@ def test_staff_see_only_patients_they_have_a_relationship_with(
     everything = get(f"Patient?_id={registered},{stranger}&_revinclude=Observation:subject")
     ids = {e["resource"]["id"] for e in everything.json()["entry"] if "id" in e["resource"]}
     assert results[registered] in ids and results[stranger] not in ids and stranger not in ids
+
+    # Writes land in a record too: not in an unrelated patient's, whichever way they come.
+    writer = {**bearer, "Content-Type": FHIR_JSON}
+    note = observation(stranger, "39156-5", 30, "kg/m2", "2025-02-01T10:00:00Z")
+    assert (
+        http.post("/fhir/Observation", content=orjson.dumps(note), headers=writer).status_code
+        == 403
+    )
+    ours = observation(registered, "39156-5", 30, "kg/m2", "2025-02-01T10:00:00Z")
+    assert (
+        http.post("/fhir/Observation", content=orjson.dumps(ours), headers=writer).status_code
+        == 201
+    )
+    moved = {**ours, "id": results[registered], "subject": {"reference": f"Patient/{stranger}"}}
+    put = http.put(
+        f"/fhir/Observation/{results[registered]}", content=orjson.dumps(moved), headers=writer
+    )
+    assert put.status_code == 403
+    assert (
+        get(f"Observation/{results[registered]}").json()["subject"]["reference"]
+        == f"Patient/{registered}"
+    )
+    assert http.delete(f"/fhir/Observation/{results[stranger]}", headers=bearer).status_code == 403
+    sneaky = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"request": {"method": "GET", "url": f"Observation/{results[stranger]}"}}],
+    }
+    assert http.post("/fhir", content=orjson.dumps(sneaky), headers=writer).status_code == 403
 
     # Break-glass: a reason opens the record for an hour, flagged in the audit trail.
     def break_glass(reason: str) -> Any:

@@ -198,6 +198,32 @@ def authorize_read(
         raise Concealed(f"{stored.resource_type}/{stored.id} is not known") from None
 
 
+def authorize_change(
+    principal: Principal,
+    interaction: str,
+    stored: StoredResource | None,
+    relationship: policy.Relationship = unrelated,
+) -> None:
+    """The check of a write against the record it lands in: the resource as written (create,
+    update, patch; inside the write transaction, so a refusal rolls it back) or as it was
+    (delete). Staff need a legitimate relationship with that patient too."""
+    if stored is None or stored.content is None:
+        return
+    if interaction == "create" and stored.resource_type == "Patient":
+        return  # registering a new patient: no record to protect yet
+    patient_id, security = _record_of(stored.resource_type, stored.id, stored.content)
+    if patient_id is None:
+        return  # not in a patient's record: the role check before the write decided
+    authorize(
+        principal,
+        interaction,
+        stored.resource_type,
+        patient_id=patient_id,
+        security=security,
+        relationship=relationship,
+    )
+
+
 def _record_of(
     resource_type: str, id: str, content: bytes | None
 ) -> tuple[str | None, frozenset[tuple[str, str]]]:

@@ -175,8 +175,17 @@ def _run(tx: Any, request: FhirRequest, ctx: Context) -> FhirResponse:
     if found.access == "own":
         raise MethodNotAllowed("a Bundle entry cannot itself be a batch or transaction")
     principal = _who(ctx, found)
-    guard.authorize_route(principal, found.interaction, args, guard.relationships(tx))
+    related = guard.relationships(tx)
+    after = guard.checks_after_reading(principal, found.interaction)
+    if not after:
+        guard.authorize_route(principal, found.interaction, args, related)
+    if found.interaction == "delete" and len(args) == 2:
+        guard.authorize_change(principal, "delete", tx.current(*args), related)
     response = found.handler(tx, request, ctx, *args)
+    if after:
+        guard.authorize_read(principal, found.interaction, response, related)
+    elif found.interaction in ("create", "update", "patch"):
+        guard.authorize_change(principal, found.interaction, response.resource, related)
     entry = guard.success(principal, found.interaction, args, request, response)
     if entry is not None:
         tx.audit(entry)

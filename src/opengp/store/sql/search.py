@@ -375,7 +375,9 @@ class Compiler:
                         parts.append(c.url == fit(f"{type_}/{id_}"))
                 if url is not None:
                     by_url: ColumnElement[bool] = c.url == fit(url)
-                    if version is not None and id_ is None:
+                    # A canonical's `|version` must match; a `/_history/` version is part of
+                    # the URL itself (a [base]/Type/id canonical has both an id and a version).
+                    if version is not None and not url.endswith(f"/_history/{version}"):
                         by_url = and_(by_url, c.version == fit(version))
                     parts.append(by_url)
                 return or_(false(), *parts)
