@@ -22,7 +22,7 @@ import pytest
 from joserfc import jwt
 from starlette.testclient import TestClient
 
-from opengp.access import accounts
+from opengp.access import accounts, policy
 from opengp.access.keys import SigningKey, signing_key_from_pem
 from opengp.access.principal import Principal
 from opengp.access.tokens import AccessClaims, TokenAuthority, verify_access_token
@@ -760,3 +760,61 @@ def test_privacy_officers_and_patients_search_the_audit_trail(
     # A GP's role does not include the audit trail.
     assert http.get("/fhir/AuditEvent", headers=bearer("dr.who")).status_code == 403
     assert http.get("/fhir/AuditEvent?colour=blue", headers=officer).status_code == 400
+
+
+# ---- the role table, over HTTP ---------------------------------------------------------------
+
+# A resource type of each category of the role table, and what to create of it.
+MATRIX_TYPES = {"demographics": "RelatedPerson", "appointments": "Appointment"}
+MATRIX_TYPES |= {"clinical": "Observation"}
+INTERACTIONS = {"c": "create", "r": "read", "u": "update", "d": "delete", "s": "search"}
+
+
+def _matrix_body(kind: str, patient_id: str) -> dict[str, Any]:
+    if kind == "RelatedPerson":
+        return {"resourceType": kind, "patient": {"reference": f"Patient/{patient_id}"}}
+    if kind == "Appointment":
+        actor = {"actor": {"reference": f"Patient/{patient_id}"}, "status": "accepted"}
+        return {"resourceType": kind, "status": "booked", "participant": [actor]}
+    return observation(patient_id, "39156-5", 30, "kg/m2", "2025-02-01T10:00:00Z")
+
+
+def test_every_role_gets_exactly_what_the_role_table_says(
+    http: TestClient, store: SqlStore
+) -> None:
+    """Each national role against each category and interaction, through real requests with
+    a token of all user/ scopes, for a patient registered at the user's practice."""
+    system = bearer_token(http, store, "system/*.cruds")
+    practice = _create(http, system, {"resourceType": "Organization", "name": "Our practice"})
+    registered = {"managingOrganization": {"reference": f"Organization/{practice}"}}
+    patient_id = _create(http, system, a_patient(51, "Matrix", "Max", "1960-01-01", **registered))
+    clinical = "openid fhirUser user/*.cruds"
+    client_id, _ = add_client(
+        store, "Clinical app", clinical, "direct-care", redirect_uris=[APP], public=True
+    )
+    unexpected = []
+    for role, allowed in policy.ROLE_TABLE.items():
+        username = f"user.{role.lower()}"
+        new_user(store, username, "staff", roles=[role], organization_id=practice)
+        token = launched(http, store, client_id, username, clinical)["access_token"]
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": FHIR_JSON}
+        for category, kind in MATRIX_TYPES.items():
+            permissions = allowed.get(policy.Category(category), "")
+            existing = _create(http, system, _matrix_body(kind, patient_id))
+            body = orjson.dumps(_matrix_body(kind, patient_id))
+            changed = orjson.dumps({**_matrix_body(kind, patient_id), "id": existing})
+            answers = {
+                "c": http.post(f"/fhir/{kind}", content=body, headers=headers),
+                "r": http.get(f"/fhir/{kind}/{existing}", headers=headers),
+                "u": http.put(f"/fhir/{kind}/{existing}", content=changed, headers=headers),
+                "s": http.get(f"/fhir/{kind}?_id={existing}", headers=headers),
+                "d": http.delete(f"/fhir/{kind}/{existing}", headers=headers),
+            }
+            for letter, response in answers.items():
+                expected = letter in permissions
+                if (response.status_code < 300) != expected or response.status_code >= 500:
+                    unexpected.append((role, kind, INTERACTIONS[letter], response.status_code))
+        audit = http.get("/fhir/AuditEvent?_count=1", headers=headers)
+        if (audit.status_code == 200) != ("r" in allowed.get(policy.Category.AUDIT, "")):
+            unexpected.append((role, "AuditEvent", "search", audit.status_code))
+    assert unexpected == []
