@@ -138,3 +138,32 @@ def test_decimal_precision_is_kept_exactly(fhir: Fhir) -> None:
     read = fhir.get(f"Observation/{created.json()['id']}")
     assert b'"value":7.10,' in read.content
     assert b'"value":1.0E+2}' in read.content
+
+
+def test_every_write_records_its_provenance(fhir: Fhir) -> None:
+    created = fhir.create(patient())
+    body = {**created, "gender": "male"}
+    assert fhir.put(f"Patient/{created['id']}", body).status_code == 200
+    assert fhir.delete(f"Patient/{created['id']}").status_code == 204
+    found = fhir.get(
+        f"Provenance?target=Patient/{created['id']}/_history/1,Patient/{created['id']}/_history/2,Patient/{created['id']}/_history/3&_sort=_lastUpdated"
+    )
+    assert found.status_code == 200, found.text
+    provenance = [e["resource"] for e in found.json()["entry"] if e["search"]["mode"] == "match"]
+    assert [p["activity"]["coding"][0]["code"] for p in provenance] == [
+        "CREATE",
+        "UPDATE",
+        "DELETE",
+    ]
+    assert [p["target"][0]["reference"] for p in provenance] == [
+        f"Patient/{created['id']}/_history/{v}" for v in (1, 2, 3)
+    ]
+    author = provenance[0]["agent"][0]
+    assert author["who"]["identifier"]["value"].startswith("system/")
+    # A conditional create that finds its match writes nothing, and records nothing.
+    before = fhir.get("Provenance?_summary=count").json()["total"]
+    again = fhir.post("Patient", patient("9434765870"), If_None_Exist="identifier=9434765870")
+    assert again.status_code == 201
+    same = fhir.post("Patient", patient("9434765870"), If_None_Exist="identifier=9434765870")
+    assert same.status_code == 200
+    assert fhir.get("Provenance?_summary=count").json()["total"] == before + 1

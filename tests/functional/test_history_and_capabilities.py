@@ -15,15 +15,17 @@ def test_history_levels_and_paging_never_skip_or_repeat(fhir: Fhir) -> None:
     assert fhir.get(f"Patient/{ids[0]}/_history").json()["total"] == 2
     assert fhir.get("Patient/_history").json()["total"] == 6
     seen = []
+    # Seven writes, each with its Provenance (written in the same transaction).
     page = fhir.get("_history?_count=3").json()
-    assert page["total"] == 7 and page["type"] == "history"
+    assert page["total"] == 14 and page["type"] == "history"
     while True:
         seen += [(e["fullUrl"], e["response"]["etag"]) for e in page["entry"]]
         following = [link["url"] for link in page["link"] if link["relation"] == "next"]
         if not following:
             break
         page = fhir.http.get(following[0].removeprefix("https://testserver")).json()
-    assert len(seen) == 7 and len(set(seen)) == 7
+    assert len(seen) == 14 and len(set(seen)) == 14
+    assert sum("/Provenance/" in url for url, _ in seen) == 7
 
 
 def test_history_since(fhir: Fhir) -> None:
@@ -32,7 +34,8 @@ def test_history_since(fhir: Fhir) -> None:
     since = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     time.sleep(0.01)
     fhir.create(patient())
-    assert fhir.get(f"_history?_since={since}").json()["total"] == 1
+    assert fhir.get(f"Patient/_history?_since={since}").json()["total"] == 1
+    assert fhir.get(f"_history?_since={since}").json()["total"] == 2  # and its Provenance
     bad = fhir.get("_history?_since=yesterday")
     assert bad.status_code == 400
     assert bad.json()["issue"][0]["expression"] == ["_since"]

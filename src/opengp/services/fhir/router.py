@@ -33,6 +33,7 @@ from opengp.services.fhir import (
     guard,
     interactions,
     listing,
+    provenance,
 )
 from opengp.services.fhir.interactions import Context
 from opengp.services.fhir.messages import FhirRequest, FhirResponse
@@ -186,6 +187,7 @@ def _run(tx: Any, request: FhirRequest, ctx: Context) -> FhirResponse:
         guard.authorize_read(principal, found.interaction, response, related)
     elif found.interaction in ("create", "update", "patch"):
         guard.authorize_change(principal, found.interaction, response.resource, related)
+    provenance.record(tx, principal, found.interaction, response.status, response.resource)
     entry = guard.success(principal, found.interaction, args, request, response)
     if entry is not None:
         tx.audit(entry)
