@@ -317,7 +317,9 @@ def test_everything_for_a_patient(fhir: Fhir, practice: dict[str, str]) -> None:
     body = {**a_patient(1, "Smith", "Jo", "1970-05-01"), "id": jo}
     body["generalPractitioner"] = [{"reference": f"Practitioner/{practitioner['id']}"}]
     assert fhir.put(f"Patient/{jo}", body).status_code == 200
-    bundle = search(fhir, f"Patient/{jo}/$everything")
+    bundle = search(fhir, f"Patient/{jo}/$everything?_type=Patient,Observation,Condition")
+    provenance = search(fhir, f"Patient/{jo}/$everything?_type=Provenance")
+    assert len(ids(provenance)) == 2  # of the patient's creation and update
     mine = {
         jo,
         practice["jo-hba1c-old"],
@@ -329,7 +331,7 @@ def test_everything_for_a_patient(fhir: Fhir, practice: dict[str, str]) -> None:
     assert ids(bundle, "include") == [practitioner["id"]]
     only = search(fhir, f"Patient/{jo}/$everything?_type=Condition")
     assert ids(only) == [practice["jo-dm"]]
-    paged = search(fhir, f"Patient/{jo}/$everything?_count=2")
+    paged = search(fhir, f"Patient/{jo}/$everything?_count=2&_type=Patient,Observation,Condition")
     seen = ids(paged)
     while (url := _next(paged)) is not None:
         paged = search(fhir, url)

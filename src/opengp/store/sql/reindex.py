@@ -20,7 +20,7 @@ from opengp.store.sql.store import SqlStore
 from opengp.store.sql.tables import identifier_index, resource
 
 # Bump when the extraction (opengp.search.extract, .fhirpath) changes what rows it builds.
-INDEXING_VERSION = 1
+INDEXING_VERSION = 2
 DEFINITIONS_FINGERPRINT = hashlib.sha256(
     f"{INDEXING_VERSION}:{sorted(SEARCH_PARAMETERS.items())!r}".encode()
 ).hexdigest()[:32]
