@@ -110,8 +110,9 @@ class ServerUrls:
 def server_metadata(urls: ServerUrls, id_token_alg: str | None = None) -> dict[str, Any]:
     """Authorization server metadata (RFC 8414), also served as OpenID discovery.
 
-    Only what exists. ID tokens are issued to apps asking for `openid fhirUser` (SMART's
-    sso-openid-connect); there is no userinfo endpoint.
+    Only what exists. ID tokens are issued to apps asking for `openid` (SMART's
+    sso-openid-connect); `/oauth2/userinfo` gives the claims of `profile` and
+    `nationalrbacaccess` to relying parties (another OpenGP signing people in).
     """
     auth_methods, algorithms = list(AUTH_METHODS), list(ASSERTION_ALGORITHMS)
     return {

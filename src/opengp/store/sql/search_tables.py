@@ -10,10 +10,12 @@ generic table or a column per parameter: docs/architecture.md, "Search indexes".
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import astuple
+from dataclasses import fields
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Column, Float, Index, Integer, String, Table, Text
+from sqlalchemy import Column, Connection, Float, Index, Integer, String, Table, Text
 from sqlalchemy.sql.schema import Column as ColumnType
 
 from opengp.search.model import (
@@ -190,30 +192,53 @@ TABLE_OF: dict[type[Any], Table] = {
     ReferenceRow: search_reference,
     UriRow: search_uri,
 }
-_FLOAT_COLUMNS = frozenset({"value", "low", "high"})
+# Each row type's fields: its table's columns after resource_type and resource_id.
+_FIELDS = {kind: tuple(f.name for f in fields(kind)) for kind in TABLE_OF}
+_RANGES = (NumberRow, QuantityRow)  # value, low, high held as floats
 
 
-def _values(table: Table, row: IndexRow) -> dict[str, Any]:
-    names = [c.name for c in table.columns][2:]  # after resource_type, resource_id
-    out: dict[str, Any] = {}
-    for name, value in zip(names, astuple(row), strict=True):
-        if isinstance(value, str):
-            value = fit(value)
-        elif name in _FLOAT_COLUMNS and table is not search_date:
-            value = float(value)
-        out[name] = value
-    return out
+def _sqlite_time(value: datetime) -> str:
+    # How SQLAlchemy's SQLite DATETIME stores UtcDateTime (naive UTC), so that the bound
+    # parameters of queries compare with these rows exactly.
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def grouped(
-    resource_type: str, resource_id: str, rows: Iterable[IndexRow]
-) -> dict[Table, list[dict[str, Any]]]:
-    """Insert parameters per table for a resource's index rows."""
-    out: dict[Table, list[dict[str, Any]]] = {}
-    for row in rows:
-        table = TABLE_OF[type(row)]
-        values = _values(table, row)
-        values["resource_type"] = resource_type
-        values["resource_id"] = resource_id
-        out.setdefault(table, []).append(values)
-    return out
+class RowWriter:
+    """Index rows written through the database driver (executemany, positional parameters):
+    the bulk path inserts millions of rows, and per-row parameter processing by SQLAlchemy
+    cost as much as the inserts themselves (docs/benchmarks.md, "Indexing")."""
+
+    def __init__(self, dialect: str) -> None:
+        mark = "?" if dialect == "sqlite" else "%s"
+        self.sqlite = dialect == "sqlite"
+        self.sql = {
+            table: f"INSERT INTO {table.name} ({', '.join(c.name for c in table.columns)})"
+            f" VALUES ({', '.join(mark for _ in table.columns)})"
+            for table in (*TABLE_OF.values(), search_text)
+        }
+        self.rows: dict[Table, list[tuple[Any, ...]]] = {}
+
+    def add(self, resource_type: str, resource_id: str, rows: Iterable[IndexRow]) -> None:
+        for row in rows:
+            kind = type(row)
+            values: list[Any] = [resource_type, resource_id]
+            for name in _FIELDS[kind]:
+                value = getattr(row, name)
+                if isinstance(value, str):
+                    value = fit(value)
+                elif isinstance(value, Decimal):
+                    value = float(value)
+                elif isinstance(value, datetime) and self.sqlite:
+                    value = _sqlite_time(value)
+                values.append(value)
+            self.rows.setdefault(TABLE_OF[kind], []).append(tuple(values))
+
+    def add_text(self, resource_type: str, resource_id: str, narrative: str, content: str) -> None:
+        self.rows.setdefault(search_text, []).append(
+            (resource_type, resource_id, narrative, content)
+        )
+
+    def write(self, conn: Connection) -> None:
+        for table, rows in self.rows.items():
+            conn.exec_driver_sql(self.sql[table], rows)
+        self.rows = {}

@@ -38,7 +38,7 @@ from opengp.store.base import (
 from opengp.store.sql import audit, dialects
 from opengp.store.sql.indexing import identifier_rows
 from opengp.store.sql.search import Compiler, Searcher
-from opengp.store.sql.search_tables import SEARCH_TABLES, grouped, search_text
+from opengp.store.sql.search_tables import SEARCH_TABLES, RowWriter
 from opengp.store.sql.tables import identifier_index, resource, resource_version
 
 Clock = Callable[[], datetime]
@@ -82,7 +82,6 @@ DELETE_SEARCH_ROWS = [
     delete(t).where(t.c.resource_type == bindparam("rt"), t.c.resource_id == bindparam("rid"))
     for t in SEARCH_TABLES
 ]
-INSERT_SEARCH_ROWS = {t: insert(t) for t in SEARCH_TABLES}
 
 
 def _normalise(
@@ -311,23 +310,20 @@ class SqlWriteTransaction(SqlReadTransaction):
 
     def insert_index_rows(self, bodies: Sequence[dict[str, Any]]) -> None:
         """Index resources that have no index rows yet (new ones, or being re-indexed)."""
-        by_table: dict[Any, list[dict[str, Any]]] = {}
+        writer = RowWriter(self.conn.dialect.name)
         legacy: list[dict[str, Any]] = []
         for body in bodies:
             resource_type, id = body["resourceType"], body["id"]
-            for table, rows in grouped(resource_type, id, index_rows(body)).items():
-                by_table.setdefault(table, []).extend(rows)
-            words = {"narrative": fulltext.narrative(body), "content": fulltext.content(body)}
-            if words["content"]:
-                row = {"resource_type": resource_type, "resource_id": id, **words}
-                by_table.setdefault(search_text, []).append(row)
+            writer.add(resource_type, id, index_rows(body))
+            content = fulltext.content(body)
+            if content:
+                writer.add_text(resource_type, id, fulltext.narrative(body), content)
             # Kept for the previous release until a contract migration drops the table.
             legacy += [
                 {"resource_type": resource_type, "resource_id": id, "system": s, "value": v}
                 for s, v in identifier_rows(body)
             ]
-        for table, rows in by_table.items():
-            self.conn.execute(INSERT_SEARCH_ROWS[table], rows)
+        writer.write(self.conn)
         if legacy:
             self.conn.execute(INSERT_INDEX, legacy)
 
