@@ -12,7 +12,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from opengp.access.principal import Principal
-from opengp.api import health, landing
+from opengp.api import bulk, health, openapi, web
 from opengp.api.fhir import FhirEndpoint, error_response
 from opengp.api.metrics import Metrics, RequestMiddleware
 from opengp.api.oauth import OAuthEndpoints
@@ -62,13 +62,13 @@ def create_app(settings: Settings | None = None, store: ResourceStore | None = N
     fhir = FhirEndpoint(the_store, settings, identify)
     app = Starlette(
         routes=[
-            Route("/", landing.landing),
-            Route("/patient", landing.patient_services),
-            Route("/staff", landing.staff_sign_in),
+            *web.routes(the_store, settings, oauth.service.signing_key),  # the screens
             Route("/healthz", health.healthz),
             Route("/readyz", health.readyz(the_store)),
             Route("/metrics", metrics.endpoint),
+            Route("/openapi.json", openapi.endpoint),
             *oauth.routes(),  # before /fhir/{path}: it holds /fhir/.well-known/...
+            *bulk.routes(the_store, settings, identify),  # before /fhir/{path}: $export ...
             Route("/fhir", fhir.handle, methods=FHIR_METHODS),
             Route("/fhir/{path:path}", fhir.handle, methods=FHIR_METHODS),
         ],

@@ -427,7 +427,7 @@ def test_discovery_documents_say_only_what_exists(http: TestClient) -> None:
         assert metadata["authorization_endpoint"] == f"{BASE}/oauth2/authorize"
         assert metadata["response_types_supported"] == ["code"]
         assert metadata["id_token_signing_alg_values_supported"] == ["RS256"]
-        assert "userinfo_endpoint" not in metadata  # not implemented
+        assert metadata["userinfo_endpoint"] == f"{BASE}/oauth2/userinfo"
         assert metadata["revocation_endpoint_auth_methods_supported"] == [
             "client_secret_basic",
             "private_key_jwt",

@@ -268,6 +268,40 @@ def test_a_patient_token_reads_their_own_record_and_nothing_else(
     assert compartment.status_code == 200
     assert visible in {e["resource"]["id"] for e in compartment.json()["entry"]}
     assert http.get(f"/fhir/Patient/{other}/Observation", headers=bearer).status_code == 403
+    # Writes land in their own record only, within what the role table lets patients do.
+    booking = "openid patient/*.rs patient/Appointment.cruds patient/Observation.c"
+    booking_app, _ = add_client(
+        store, "Booking", booking, "direct-care", redirect_uris=[APP], public=True
+    )
+    token = launched(http, store, booking_app, "jo.smith", booking)["access_token"]
+    writer = {"Authorization": f"Bearer {token}", "Content-Type": FHIR_JSON}
+
+    def appointment(who: str) -> bytes:
+        actor = {"actor": {"reference": f"Patient/{who}"}, "status": "needs-action"}
+        return orjson.dumps(
+            {"resourceType": "Appointment", "status": "proposed", "participant": [actor]}
+        )
+
+    asked = http.post("/fhir/Appointment", content=appointment(mine), headers=writer)
+    assert asked.status_code == 201, asked.text
+    assert (
+        http.post("/fhir/Appointment", content=appointment(other), headers=writer).status_code
+        == 403
+    )
+    moved = orjson.loads(appointment(other)) | {"id": asked.json()["id"]}
+    assert (
+        http.put(
+            f"/fhir/Appointment/{asked.json()['id']}", content=orjson.dumps(moved), headers=writer
+        ).status_code
+        == 403
+    )
+    note = {"resourceType": "Observation", "status": "final", "code": {"text": "x"}}
+    note["subject"] = {"reference": f"Patient/{mine}"}
+    assert (
+        http.post("/fhir/Observation", content=orjson.dumps(note), headers=writer).status_code
+        == 403
+    )
+    assert http.delete(f"/fhir/Appointment/{asked.json()['id']}", headers=writer).status_code == 403
     patients = http.get("/fhir/Patient", headers=bearer).json()
     assert [e["resource"]["id"] for e in patients["entry"]] == [mine]
     assert http.get("/fhir/Practitioner", headers=bearer).status_code == 403

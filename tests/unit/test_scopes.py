@@ -95,8 +95,14 @@ def test_scope_strings_accept_identity_and_launch_scopes_and_drop_repeats() -> N
     )
     with pytest.raises(ScopeError, match="no scopes"):
         parse_scopes("  ")
-    with pytest.raises(ScopeError, match="'profile' is not a SMART scope"):
-        parse_scopes("openid profile")
+    # OpenID Connect's profile and NHS CIS2's nationalrbacaccess ask for claims (userinfo)
+    assert parse_scopes("openid profile nationalrbacaccess") == (
+        "openid",
+        "profile",
+        "nationalrbacaccess",
+    )
+    with pytest.raises(ScopeError, match="'email' is not a SMART scope"):
+        parse_scopes("openid email")
 
 
 @pytest.mark.parametrize(

@@ -23,8 +23,12 @@ from opengp.fhir.definitions import EXCLUDED_RESOURCE_TYPES, RESOURCE_TYPES
 Context = Literal["patient", "user", "system"]
 PERMISSIONS = "cruds"  # and the order v2 requires them in
 V1_PERMISSIONS = {"read": "rs", "write": "cud", "*": "cruds"}
-# Scopes that ask for identity or launch context rather than for data.
-OTHER_SCOPES = frozenset({"openid", "fhirUser", "launch/patient", "offline_access"})
+# Scopes that ask for identity or launch context rather than for data. `profile` (OpenID
+# Connect Core §5.4) and `nationalrbacaccess` (NHS CIS2: the national RBAC roles) ask for
+# claims of the ID token and the userinfo endpoint (services/userinfo.py).
+OTHER_SCOPES = frozenset(
+    {"openid", "fhirUser", "profile", "nationalrbacaccess", "launch/patient", "offline_access"}
+)
 
 _SCOPE = re.compile(r"(patient|user|system)/(\*|[A-Za-z]+)\.(\*|[a-z]+)(?:\?(.*))?", re.DOTALL)
 _QUERY_PART = re.compile(r"[A-Za-z0-9_\-.:]+=\S+")

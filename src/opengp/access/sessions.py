@@ -17,11 +17,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
 
-from sqlalchemy import Connection, delete, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, delete, insert, or_, select, update
 
 from opengp.access import accounts, break_glass
 from opengp.access.principal import Principal
-from opengp.store.sql.access_tables import login_session
+from opengp.store.sql.access_tables import login_session, session_role
 
 # OWASP Session Management Cheat Sheet: 15-30 minutes idle for high-value applications.
 IDLE = timedelta(minutes=20)
@@ -46,13 +46,22 @@ class Session:
     created: datetime
     expires: datetime
     last_seen: datetime
+    # The roles it acts in, when fewer than the account's (one NHS CIS2 role chosen at
+    # sign-in); None: all the account's roles.
+    roles: frozenset[str] | None = None
 
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
 
 
-def start(conn: Connection, user_id: str, kind: str, now: datetime) -> tuple[str, Session]:
+def start(
+    conn: Connection,
+    user_id: str,
+    kind: str,
+    now: datetime,
+    roles: frozenset[str] | None = None,
+) -> tuple[str, Session]:
     """A new session for an account that has just signed in: (cookie token, session).
 
     Always a new token, never one the browser brought (no session fixation). Sessions that
@@ -67,6 +76,7 @@ def start(conn: Connection, user_id: str, kind: str, now: datetime) -> tuple[str
         created=now,
         expires=now + LIFETIMES.get(kind, min(LIFETIMES.values())),
         last_seen=now,
+        roles=roles,
     )
     conn.execute(
         insert(login_session).values(
@@ -78,10 +88,16 @@ def start(conn: Connection, user_id: str, kind: str, now: datetime) -> tuple[str
             last_seen=now,
         )
     )
+    if roles is not None:
+        conn.execute(
+            insert(session_role).values(
+                token_hash=session.token_hash, roles=" ".join(sorted(roles))
+            )
+        )
     return token, session
 
 
-def _ended(now: datetime) -> object:
+def _ended(now: datetime) -> ColumnElement[bool]:
     c = login_session.c
     return or_(c.expires <= now, c.last_seen <= now - IDLE)
 
@@ -91,12 +107,15 @@ def find(conn: Connection, token: str, now: datetime) -> Session | None:
     if not token or len(token) > 128:
         return None
     row = conn.execute(
-        select(login_session).where(login_session.c.token_hash == token_hash(token))
+        select(login_session, session_role.c.roles)
+        .outerjoin(session_role)
+        .where(login_session.c.token_hash == token_hash(token))
     ).first()
     if row is None or row.expires <= now or row.last_seen <= now - IDLE:
         return None
+    roles = None if row.roles is None else frozenset(row.roles.split())
     return Session(
-        row.token_hash, row.user_id, row.csrf_token, row.created, row.expires, row.last_seen
+        row.token_hash, row.user_id, row.csrf_token, row.created, row.expires, row.last_seen, roles
     )
 
 
@@ -135,6 +154,9 @@ def principal_of(conn: Connection, session: Session, now: datetime) -> Principal
         patient_id = next(iter(proxied)) if len(proxied) == 1 else None
     return replace(
         user,
+        # A session started in one chosen role acts in that role only, if the account still
+        # holds it.
+        roles=user.roles if session.roles is None else user.roles & session.roles,
         scopes=frozenset([SCREEN_SCOPES[user.kind]]),
         patient_id=patient_id,
         break_glass=break_glass.active(conn, user.id, now) if user.kind == "staff" else (),

@@ -6,6 +6,7 @@ POST /oauth2/token                          client credentials, authorization co
 POST /oauth2/introspect                     RFC 7662
 POST /oauth2/revoke                         RFC 7009
 GET  /oauth2/jwks                           the public keys tokens are signed with
+GET  /oauth2/userinfo (and POST)            OpenID Connect userinfo (services/userinfo.py)
 GET  /fhir/.well-known/smart-configuration  SMART App Launch 2.0 metadata
 GET  /.well-known/openid-configuration      discovery (RFC 8414 fields: what exists)
 GET  /.well-known/oauth-authorization-server
@@ -13,6 +14,8 @@ GET  /.well-known/oauth-authorization-server
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable
 from urllib.parse import parse_qsl
 
@@ -26,6 +29,7 @@ from opengp.access.tokens import TokenRejected
 from opengp.api import authorize
 from opengp.config import Settings
 from opengp.fhir.errors import Unauthorized
+from opengp.services import userinfo
 from opengp.services.oauth import (
     Answer,
     FormPost,
@@ -56,6 +60,7 @@ class OAuthEndpoints:
             Route("/oauth2/introspect", self.introspect, methods=["POST"]),
             Route("/oauth2/revoke", self.revoke, methods=["POST"]),
             Route("/oauth2/jwks", self.jwks, methods=["GET"]),
+            Route("/oauth2/userinfo", self.userinfo, methods=["GET", "POST"]),
             Route("/fhir/.well-known/smart-configuration", self.smart, methods=["GET"]),
             Route("/.well-known/openid-configuration", self.metadata, methods=["GET"]),
             Route("/.well-known/oauth-authorization-server", self.metadata, methods=["GET"]),
@@ -120,12 +125,49 @@ class OAuthEndpoints:
 
     async def metadata(self, request: Request) -> Response:
         key = await run_in_threadpool(self.service.signing_key)
-        return JSONResponse(server_metadata(self.urls(request), key.alg))
+        urls = self.urls(request)
+        body = server_metadata(urls, key.alg)
+        # OpenID Connect Discovery §3: the userinfo endpoint, and the claims it can give.
+        body["userinfo_endpoint"] = f"{urls.issuer}/oauth2/userinfo"
+        body["scopes_supported"] = [*body["scopes_supported"], "profile", "nationalrbacaccess"]
+        body["claims_supported"] = list(userinfo.CLAIMS_SUPPORTED)
+        return JSONResponse(body)
+
+    async def userinfo(self, request: Request) -> Response:
+        """OpenID Connect Core §5.3: the claims about the user an access token was issued
+        for, if it holds `openid`; errors as RFC 6750 §3 (401 invalid_token, 403
+        insufficient_scope). The token comes in the Authorization header only."""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return _bearer_error(401, "invalid_token", "an access token is required")
+        urls = self.urls(request)
+
+        def claims() -> dict[str, object] | tuple[int, str, str]:
+            try:
+                verified = self.service.verify(token.strip(), urls)
+                if verified.subject == verified.client_id:
+                    return 403, "insufficient_scope", "a system client has no user"
+                if "openid" not in verified.scopes:
+                    return 403, "insufficient_scope", "the token was not granted openid"
+                principal = self.service.principal_of(verified)
+            except TokenRejected as rejected:
+                return 401, "invalid_token", f"the access token was refused: {rejected.reason}"
+            return userinfo.claims_for(
+                self.service.store, principal, verified.scopes, urls.fhir_base
+            )
+
+        answer = await run_in_threadpool(claims)
+        if isinstance(answer, tuple):
+            return _bearer_error(*answer)
+        return JSONResponse(answer)
 
     async def _post(self, request: Request, url: str, run: _Handler) -> Response:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != FORM:
             return _error(400, "invalid_request", f"the body must be {FORM} (RFC 6749 §3.2)")
+        if not _basic_readable(request.headers.get("authorization", "")):
+            # RFC 6749 §5.2: 401 with the challenge of the scheme the client tried.
+            return _error(401, "invalid_client", "the Authorization header is not readable")
         body = b""
         async for chunk in request.stream():
             body += chunk
@@ -152,6 +194,36 @@ def bearer_challenge(rejected: TokenRejected | None = None) -> str:
     return f'Bearer realm="fhir", error="invalid_token", error_description="{rejected.reason}"'
 
 
+def _basic_readable(authorization: str) -> bool:
+    """Whether Authlib can read this Authorization header (rfc6749.util's
+    extract_basic_authorization, mirrored): it fails, a 500, on a header of one word and
+    spaces, and on Basic credentials that are not UTF-8. Anything else it reads, or ignores."""
+    if " " not in authorization:
+        return True
+    words = authorization.split(None, 1)
+    if len(words) < 2:
+        return False
+    if words[0].lower() != "basic":
+        return True
+    try:
+        base64.b64decode(words[1]).decode("utf-8")
+    except binascii.Error:
+        return True
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _bearer_error(status: int, error: str, description: str) -> Response:
+    """RFC 6750 §3: the error in WWW-Authenticate, and as JSON for the curious."""
+    body = {"error": error, "error_description": description}
+    challenge = f'Bearer error="{error}", error_description="{description}"'
+    return JSONResponse(body, status_code=status, headers={"WWW-Authenticate": challenge})
+
+
 def _error(status: int, error: str, description: str) -> Response:
     body = {"error": error, "error_description": description}
-    return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+    headers = {"Cache-Control": "no-store"}
+    if status == 401:
+        headers["WWW-Authenticate"] = f'Basic error="{error}", error_description="{description}"'
+    return JSONResponse(body, status_code=status, headers=headers)

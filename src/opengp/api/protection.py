@@ -36,6 +36,11 @@ LIMITED: dict[str, tuple[int, float]] = {
     "/oauth2/authorize": (30, 60.0),
     "/oauth2/introspect": (120, 60.0),
     "/oauth2/revoke": (30, 60.0),
+    # The screens' sign-in forms (api/web): passwords and one-time-password replacements.
+    "/staff/sign-in": (30, 60.0),
+    "/patient/sign-in": (30, 60.0),
+    "/staff/new-password": (30, 60.0),
+    "/patient/new-password": (30, 60.0),
 }
 
 

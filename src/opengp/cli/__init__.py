@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from opengp.store.sql import SqlStore
 
 # Further commands, each a module here with `register(subparsers)`.
-COMMAND_MODULES: tuple[str, ...] = ("audit", "clients", "users")
+COMMAND_MODULES: tuple[str, ...] = ("audit", "bulk", "clients", "users")
 
 DEMO_SCOPES = "system/*.cruds"
 DEMO_SIGN_IN = """

@@ -1,4 +1,5 @@
-"""`opengp users add|list`: create staff, patient and proxy accounts; list them.
+"""`opengp users add|list|link|unlink`: create staff, patient and proxy accounts; list
+them; link them to their identities at an OpenID provider (NHS CIS2, NHS login).
 
 A new account gets a random one-time password, printed here once (never a fixed one); it
 must be changed at first sign-in.
@@ -18,8 +19,10 @@ from opengp.access.accounts import (
     create_user,
     grant_proxy,
     list_accounts,
+    normalise_username,
 )
-from opengp.cli import DATABASE_HELP, open_store
+from opengp.access.identities import IdentityError, link, unlink
+from opengp.cli import DATABASE_HELP, Failure, open_store
 
 # Who proxy_grant.granted_by names for grants made on the command line.
 CLI_GRANTOR = "opengp-cli"
@@ -62,6 +65,26 @@ def register(commands: Any) -> None:
     listing.add_argument("--database", help=DATABASE_HELP)
     listing.add_argument("--json", action="store_true", help="print the result as JSON")
     listing.set_defaults(run=cmd_users_list)
+
+    linking = users_commands.add_parser(
+        "link",
+        help="link an account to the person's identity at an OpenID provider (NHS CIS2 ...)",
+        description="A sign-in with the provider then opens this account. Staff are linked"
+        " only this way; patients are also found by the NHS number NHS login verified.",
+    )
+    unlinking = users_commands.add_parser("unlink", help="remove such a link")
+    for command in (linking, unlinking):
+        if command is linking:
+            command.add_argument("--username", required=True)
+        command.add_argument(
+            "--issuer", required=True, help="the provider's issuer URL, as OPENGP_OIDC_*_ISSUER"
+        )
+        command.add_argument(
+            "--subject", required=True, help="the person's subject (sub) there, e.g. a CIS2 UUID"
+        )
+        command.add_argument("--database", help=DATABASE_HELP)
+    linking.set_defaults(run=cmd_users_link)
+    unlinking.set_defaults(run=cmd_users_unlink)
 
 
 def cmd_users_add(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
@@ -159,3 +182,33 @@ def cmd_users_list(args: argparse.Namespace) -> None:
         roles = " ".join(r["roles"]) or "-"
         totp = "yes" if r["totp"] else "no"
         print(f"{r['username']:<{width}}  {r['kind']:<7}  {roles:<17}  {totp:<4}  {r['status']}")
+
+
+def cmd_users_link(args: argparse.Namespace) -> None:
+    name = normalise_username(args.username)
+    store = open_store(args)
+    try:
+        with store.writing() as tx:
+            found = [a for a in list_accounts(tx.conn) if a.username == name]
+            if not found:
+                raise Failure(f"no account with username {name!r}")
+            made = link(tx.conn, found[0].id, args.issuer, args.subject, store.clock())
+    except IdentityError as exc:
+        raise Failure(str(exc)) from None
+    finally:
+        store.dispose()
+    print(f"Linked account {name!r} to subject {made.subject!r} of {made.issuer}.")
+
+
+def cmd_users_unlink(args: argparse.Namespace) -> None:
+    store = open_store(args)
+    try:
+        with store.writing() as tx:
+            removed = unlink(tx.conn, args.issuer, args.subject)
+    except IdentityError as exc:
+        raise Failure(str(exc)) from None
+    finally:
+        store.dispose()
+    if not removed:
+        raise Failure("no such link")
+    print(f"Unlinked subject {args.subject.strip()!r} of {args.issuer.strip().rstrip('/')}.")

@@ -50,6 +50,7 @@ from typing import Any
 from opengp.fhir.definitions import TYPES
 from opengp.fhir.definitions.r4 import REQUIRED_BINDINGS, VALUE_SETS
 from opengp.fhir.references import parse_relative
+from opengp.search.definitions.r4 import COMPARTMENTS
 from opengp.search.fhirpath import Accessor, FhirPathError, Item, compile_expression
 from opengp.search.model import (
     Component,
@@ -407,3 +408,24 @@ def index_rows(resource: dict[str, Any]) -> list[IndexRow]:
     for accessor, composite in plan.composites:
         composite(accessor(focus, resource), resource, keys, rows)
     return list(dict.fromkeys(rows))
+
+
+def compartment_owners(resource: dict[str, Any], compartment: str) -> list[str]:
+    """Ids of the `compartment` resources (e.g. Patients) whose compartment holds this
+    resource, by the CompartmentDefinition's parameters: whose record it is in."""
+    resource_type = resource["resourceType"]
+    if resource_type == compartment:
+        return [resource["id"]] if isinstance(resource.get("id"), str) else []
+    codes = COMPARTMENTS.get(compartment, {}).get(resource_type, ())
+    focus = [(resource, resource_type)]
+    rows: Rows = []
+    for code, accessor, convert in _plan(resource_type).simple:
+        if code in codes:
+            for value, type_ in accessor(focus, resource):
+                convert(code, value, type_, rows)
+    owners = (
+        row.target_id
+        for row in rows
+        if isinstance(row, ReferenceRow) and row.target_type == compartment and row.target_id
+    )
+    return list(dict.fromkeys(owners))

@@ -62,6 +62,8 @@ AUTHORIZE_PARAMETERS = (
     "nonce",
     "launch",
 )
+# The scopes of a plain OpenID Connect sign-in: no FHIR data, so no `aud` needed.
+IDENTITY_SCOPES = frozenset({"openid", "fhirUser", "profile", "nationalrbacaccess"})
 FORM_LIFETIME_SECONDS = 15 * 60  # a sign-in page older than this must be reloaded
 ID_TOKEN_SECONDS = 300
 
@@ -166,7 +168,11 @@ class Launch:
             raise fail("invalid_request", "code_challenge is required (PKCE, RFC 7636)")
         if given.get("code_challenge_method") != "S256":
             raise fail("invalid_request", "code_challenge_method must be S256")
-        if given.get("aud", "").rstrip("/") != fhir_base.rstrip("/"):
+        # SMART's aud keeps a token for our FHIR data from going to another server; a sign-in
+        # that asks for identity only (an OpenID Connect relying party) need not send it.
+        identity_only = set(given.get("scope", "").split()) <= IDENTITY_SCOPES
+        wrong_aud = given.get("aud", "").rstrip("/") != fhir_base.rstrip("/")
+        if wrong_aud and ("aud" in given or not identity_only):
             raise fail("invalid_request", f"aud must be this server's FHIR base URL {fhir_base}")
         if "launch" in given:
             raise fail("invalid_request", "EHR launch is not supported: use standalone launch")
@@ -396,12 +402,13 @@ class _UserGrant:
                     patient_id=grant.patient_id,
                     now=tx.clock(),
                 )
-        if "openid" in scopes and "fhirUser" in scopes:
-            token["id_token"] = self._id_token(user, client.get_client_id())
+        if "openid" in scopes:
+            token["id_token"] = self._id_token(user, client.get_client_id(), scopes)
         return token
 
-    def _id_token(self, user: User, client_id: str) -> str:
-        """OpenID Connect ID token (Core §2), with SMART's fhirUser claim."""
+    def _id_token(self, user: User, client_id: str, scopes: list[str]) -> str:
+        """OpenID Connect ID token (Core §2), with SMART's fhirUser claim when asked for; the
+        claims of `profile` and `nationalrbacaccess` come from the userinfo endpoint."""
         key = self.server.service.signing_key()
         now = int(time.time())
         claims: dict[str, Any] = {
@@ -411,7 +418,7 @@ class _UserGrant:
             "iat": now,
             "exp": now + ID_TOKEN_SECONDS,
         }
-        if user.principal.fhir_user is not None:
+        if user.principal.fhir_user is not None and "fhirUser" in scopes:
             claims["fhirUser"] = f"{self.server.urls.fhir_base}/{user.principal.fhir_user}"
         if self.GRANT_TYPE == "authorization_code" and user.grant.nonce:
             claims["nonce"] = user.grant.nonce

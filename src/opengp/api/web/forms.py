@@ -73,6 +73,11 @@ def from_our_pages(request: Request, public_url: str | None) -> bool:
     return origin.lower() == ours
 
 
+def same_secret(given: str, expected: str) -> bool:
+    """Constant-time comparison of a token from the browser (which may be any text)."""
+    return given.isascii() and hmac.compare_digest(given, expected)
+
+
 @dataclass(frozen=True, slots=True)
 class ChangeClaims:
     user_id: str
@@ -94,25 +99,28 @@ class FormSigner:
         issued, _, mac = token.partition(".")
         if not (browser and self._fresh(issued, FORM_TOKEN_SECONDS)):
             return False
-        return hmac.compare_digest(mac, self._mac("form", browser, issued))
+        return same_secret(mac, self._mac("form", browser, issued))
 
-    def change_token(self, browser: str, claims: ChangeClaims) -> str:
-        """Vouches that this browser has just signed in with the account's one-time password."""
+    def change_token(self, browser: str, claims: ChangeClaims, area: str) -> str:
+        """Vouches that this browser has just signed in to `area` with the account's
+        one-time password."""
         body = f"{int(self._clock())}.{claims.user_id}.{claims.fingerprint}"
-        return f"{body}.{self._mac('change', browser, body)}"
+        return f"{body}.{self._mac(f'change {area}', browser, body)}"
 
-    def change_claims(self, browser: str, token: str) -> ChangeClaims | None:
+    def change_claims(self, browser: str, token: str, area: str) -> ChangeClaims | None:
         body, _, mac = token.rpartition(".")
         issued, _, rest = body.partition(".")
         user_id, _, fingerprint = rest.rpartition(".")
         if not (browser and user_id and fingerprint and self._fresh(issued, CHANGE_TOKEN_SECONDS)):
             return None
-        if not hmac.compare_digest(mac, self._mac("change", browser, body)):
+        if not same_secret(mac, self._mac(f"change {area}", browser, body)):
             return None
         return ChangeClaims(user_id, fingerprint)
 
     def _fresh(self, issued: str, lifetime: int) -> bool:
-        return issued.isdigit() and 0 <= self._clock() - int(issued) <= lifetime
+        if not (issued.isascii() and issued.isdigit() and len(issued) < 16):
+            return False
+        return 0 <= self._clock() - int(issued) <= lifetime
 
     def _mac(self, purpose: str, browser: str, body: str) -> str:
         message = f"{purpose}\n{browser}\n{body}".encode()

@@ -43,9 +43,12 @@ CSP = (
 def render(
     template: str, context: Mapping[str, Any] | None = None, *, status: int = 200
 ) -> HTMLResponse:
+    """The page, with `errors` (field id -> message, in the form's order) shown as the NHS.UK
+    error summary linking to each field."""
     nonce = secrets.token_urlsafe(16)
-    html = ENVIRONMENT.get_template(template).render(
-        {"cspNonce": nonce, "assetPath": ASSET_PATH, "htmlLang": "en-GB", **(context or {})}
-    )
+    values = {"cspNonce": nonce, "assetPath": ASSET_PATH, "htmlLang": "en-GB", **(context or {})}
+    errors: Mapping[str, str] = values.get("errors") or {}
+    values["error_list"] = [{"text": text, "href": f"#{field}"} for field, text in errors.items()]
+    html = ENVIRONMENT.get_template(template).render(values)
     headers = {"Content-Security-Policy": CSP.format(nonce=nonce), "Cache-Control": "no-store"}
     return HTMLResponse(html, status_code=status, headers=headers)

@@ -17,8 +17,8 @@ from opengp.access.audit import AuditEntry, Outcome, entry_for, parameter_names
 from opengp.access.principal import Principal
 from opengp.access.scopes import allows
 from opengp.fhir.errors import Concealed, FhirError, Forbidden
-from opengp.fhir.references import parse_relative
 from opengp.search.definitions.r4 import COMPARTMENTS
+from opengp.search.extract import compartment_owners
 from opengp.services.fhir.messages import FhirRequest, FhirResponse
 from opengp.store import ReadTransaction, ResourceStore, StoredResource
 
@@ -38,10 +38,10 @@ ACTIONS: dict[str, str] = {
     "update": "update",
     "patch": "patch",
     "delete": "delete",
+    # Bulk data (opengp.services.bulk): $export reads; $import creates and updates.
+    "export": "export",
+    "import": "create",
 }
-# Elements that put a resource in a patient's record, for the audit trail's patient column
-# (the common cases of the R4 Patient CompartmentDefinition).
-PATIENT_ELEMENTS = ("subject", "patient", "beneficiary", "individual")
 
 
 def unrelated(principal: Principal, patient_id: str) -> bool:
@@ -119,6 +119,16 @@ def checks_after_reading(principal: Principal, interaction: str) -> bool:
     return principal.kind in ("patient", "proxy", "staff") and interaction in AFTER_READING
 
 
+# Patients and proxies write in their own record only (e.g. book an Appointment): whose record
+# a write lands in is known from the resource, so the check follows the write, in its
+# transaction (`authorize_change`).
+PATIENT_WRITES = frozenset({"create", "update", "patch", "delete"})
+
+
+def checks_after_writing(principal: Principal, interaction: str) -> bool:
+    return principal.kind in ("patient", "proxy") and interaction in PATIENT_WRITES
+
+
 def authorize(
     principal: Principal,
     interaction: str,
@@ -182,7 +192,7 @@ def authorize_read(
     stored = response.resource
     if stored is None:
         return
-    patient_id, security = _record_of(stored.resource_type, stored.id, stored.content)
+    patient_id, security = _record_of(stored.resource_type, stored.id, stored.content, principal)
     try:
         authorize(
             principal,
@@ -207,12 +217,13 @@ def authorize_change(
     """The check of a write against the record it lands in: the resource as written (create,
     update, patch; inside the write transaction, so a refusal rolls it back) or as it was
     (delete). Staff need a legitimate relationship with that patient too."""
+    patient_like = principal.kind in ("patient", "proxy")
     if stored is None or stored.content is None:
         return
-    if interaction == "create" and stored.resource_type == "Patient":
-        return  # registering a new patient: no record to protect yet
-    patient_id, security = _record_of(stored.resource_type, stored.id, stored.content)
-    if patient_id is None:
+    if interaction == "create" and stored.resource_type == "Patient" and not patient_like:
+        return  # staff registering a new patient: no record to protect yet
+    patient_id, security = _record_of(stored.resource_type, stored.id, stored.content, principal)
+    if patient_id is None and not patient_like:
         return  # not in a patient's record: the role check before the write decided
     authorize(
         principal,
@@ -225,9 +236,11 @@ def authorize_change(
 
 
 def _record_of(
-    resource_type: str, id: str, content: bytes | None
+    resource_type: str, id: str, content: bytes | None, principal: Principal | None = None
 ) -> tuple[str | None, frozenset[tuple[str, str]]]:
-    """Whose record a resource is in (when it says so plainly) and its meta.security labels."""
+    """Whose record a resource is in (by the Patient CompartmentDefinition) and its
+    meta.security labels. A resource in several patients' records (an Appointment with two
+    patients) is judged as `principal`'s own when it is in theirs, else as the first's."""
     if content is None:
         return (id if resource_type == "Patient" else None), frozenset()
     body: dict[str, Any] = orjson.loads(content)
@@ -236,19 +249,14 @@ def _record_of(
         for c in body.get("meta", {}).get("security", ())
         if isinstance(c, dict)
     )
-    if resource_type == "Patient":
-        return id, labels
-    for name in PATIENT_ELEMENTS:
-        ref = body.get(name)
-        if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
-            literal = parse_relative(ref["reference"])
-            if literal is not None and literal.resource_type == "Patient":
-                return literal.id, labels
-    return None, labels
+    owners = compartment_owners(body, "Patient")
+    if principal is not None and principal.patient_id in owners:
+        return principal.patient_id, labels
+    return (owners[0] if owners else None), labels
 
 
 def patient_of(resource_type: str, id: str, content: bytes | None) -> str | None:
-    """The patient whose record a resource belongs to, when it says so plainly."""
+    """The patient whose record a resource belongs to."""
     return _record_of(resource_type, id, content)[0]
 
 

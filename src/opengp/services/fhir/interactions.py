@@ -24,6 +24,7 @@ from opengp.fhir.errors import (
 from opengp.fhir.validation import validate_resource
 from opengp.search.parse import SearchQuery
 from opengp.search.query import conditional_query, conditional_query_string
+from opengp.services.fhir import write_rules
 from opengp.services.fhir.messages import FhirRequest, FhirResponse, etag, parse_etag
 from opengp.store import ReadTransaction, StoredResource, WriteConflict, WriteTransaction
 
@@ -137,6 +138,7 @@ def create(
     # The server assigns the id; one in the body is ignored (http://hl7.org/fhir/R4/http.html#create).
     new_id = request.new_id or str(uuid.uuid4())
     resource = _validated(body, resource_type, new_id)
+    resource = write_rules.before_save(tx, ctx.principal, None, resource)
     stored = tx.save(resource_type, new_id, resource, method="POST", previous=None)
     return FhirResponse(201, stored, location=ctx.location(stored), is_write=True)
 
@@ -168,6 +170,7 @@ def _save_over(
     resource = _validated(body, resource_type, id)
     previous = tx.current(resource_type, id, for_update=True)
     _check_if_match(request, previous)
+    resource = write_rules.before_save(tx, ctx.principal, previous, resource)
     try:
         stored = tx.save(resource_type, id, resource, method=method, previous=previous)
     except WriteConflict:
@@ -209,6 +212,7 @@ def delete(tx: WriteTransaction, request: FhirRequest, resource_type: str, id: s
         # Deleting what is absent succeeds and writes nothing (http://hl7.org/fhir/R4/http.html#delete).
         return FhirResponse(204, is_write=True)
     _check_if_match(request, previous)
+    write_rules.before_delete(tx, previous)
     return FhirResponse(204, tx.delete(previous), is_write=True)
 
 

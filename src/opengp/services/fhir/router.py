@@ -19,6 +19,7 @@ from opengp.fhir.errors import (
     Concealed,
     Conflict,
     FhirError,
+    Forbidden,
     Gone,
     MethodNotAllowed,
     NotFound,
@@ -178,10 +179,14 @@ def _run(tx: Any, request: FhirRequest, ctx: Context) -> FhirResponse:
     principal = _who(ctx, found)
     related = guard.relationships(tx)
     after = guard.checks_after_reading(principal, found.interaction)
-    if not after:
+    written = guard.checks_after_writing(principal, found.interaction)
+    if written and found.conditional:
+        raise Forbidden("conditional writes are for staff and systems")
+    if not (after or written):
         guard.authorize_route(principal, found.interaction, args, related)
-    if found.interaction == "delete" and len(args) == 2:
-        guard.authorize_change(principal, "delete", tx.current(*args), related)
+    if found.interaction in ("delete", "update", "patch") and len(args) == 2:
+        # What is there now: nobody moves an entry out of a record they may not change.
+        guard.authorize_change(principal, found.interaction, tx.current(*args), related)
     response = found.handler(tx, request, ctx, *args)
     if after:
         guard.authorize_read(principal, found.interaction, response, related)

@@ -6,4 +6,5 @@ __all__ = ["SqlStore"]
 
 # The access layer's tables share the store's metadata (and its migrations).
 from opengp.store.sql import access_tables as _access_tables  # noqa: F401
+from opengp.store.sql import bulk_tables as _bulk_tables  # noqa: F401
 from opengp.store.sql import search_tables as _search_tables  # noqa: F401

@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    ForeignKey,
     Index,
     Integer,
     String,
@@ -151,4 +152,42 @@ audit_event = Table(
     Index("ix_audit_patient", "patient_id", "seq"),
     Index("ix_audit_principal", "principal", "seq"),
     Index("ix_audit_recorded", "recorded"),
+)
+
+# Who an account is at an OpenID provider (NHS CIS2, NHS login): the provider's issuer and
+# its subject for the person. Made by an administrator (`opengp users link`); a sign-in
+# through the provider finds the account here.
+user_identity = Table(
+    "user_identity",
+    metadata,
+    Column("issuer", String(255), primary_key=True),
+    Column("subject", String(255), primary_key=True),
+    Column("user_id", String(64), ForeignKey("user_account.id"), nullable=False),
+    Column("created", UtcDateTime, nullable=False),
+    Index("ix_user_identity_user", "user_id"),
+)
+
+# The roles a screen session acts in, when fewer than its account's: the one NHS CIS2 role
+# chosen at sign-in. No row: every role of the account. Goes with its session.
+session_role = Table(
+    "session_role",
+    metadata,
+    Column(
+        "token_hash",
+        String(64),
+        ForeignKey("login_session.token_hash", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("roles", Text, nullable=False),  # space-separated national RBAC codes
+)
+
+# One-time setup tokens for the first administrator of a new deployment (SHA-256 only), and,
+# once it exists, the row SETUP_DONE (access/first_run.py): its primary key makes the setup
+# happen once, even when two browsers try at the same moment.
+setup_token = Table(
+    "setup_token",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("issued", UtcDateTime, nullable=False),
+    Column("expires", UtcDateTime, nullable=False),
 )

@@ -23,6 +23,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Select,
+    Subquery,
     Table,
     and_,
     delete,
@@ -459,27 +460,30 @@ class Compiler:
 
     # ---- sorting -----------------------------------------------------------------------
 
-    def sort_key(self, resource_type: str, key: SortKey) -> ColumnElement[Any]:
-        """One value per resource to order by: the least (ascending) or greatest
-        (descending) of its values for the parameter."""
+    def sort_keys(
+        self, resource_type: str | None, key: SortKey
+    ) -> tuple[ColumnElement[Any], Subquery | None]:
+        """What to order by for one key: a column of `resource`, or the least (ascending) or
+        greatest (descending) of each resource's values of the parameter, aggregated once
+        in a sub-select to join (a correlated sub-select per row is quadratic on SQLite,
+        whose planner picks the value index for it)."""
         code = key.param.code
         if code == "_id":
-            return resource.c.id
+            return resource.c.id, None
         if code == "_lastUpdated":
-            return resource.c.last_updated
-        table = _table_of(key.param)
-        c = table.c
-        column = _SORT_COLUMN[key.param.type](c)
+            return resource.c.last_updated, None
+        c = _table_of(key.param).c
         pick = func.max if key.descending else func.min
-        return (
-            select(pick(column))
-            .where(
-                c.resource_type == resource_type,
-                c.resource_id == resource.c.id,
-                c.param == code,
-            )
-            .scalar_subquery()
+        where = [c.param == code]
+        if resource_type is not None:
+            where.append(c.resource_type == resource_type)
+        values = (
+            select(c.resource_type, c.resource_id, pick(_SORT_COLUMN[key.param.type](c)).label("k"))
+            .where(*where)
+            .group_by(c.resource_type, c.resource_id)
+            .subquery()
         )
+        return values.c.k, values
 
 
 _SORT_COLUMN = {
@@ -608,14 +612,21 @@ class Searcher:
 
     def _ordered(self, query: SearchQuery) -> Select[Any]:
         r = resource.c
+        source: Any = resource
         order: list[Any] = []
         for key in query.sort:
-            column = self.compiler.sort_key(query.resource_type or r.resource_type, key)  # type: ignore[arg-type]
+            column, values = self.compiler.sort_keys(query.resource_type, key)
+            if values is not None:
+                source = source.outerjoin(
+                    values,
+                    and_(values.c.resource_type == r.resource_type, values.c.resource_id == r.id),
+                )
             order.append(
                 column.desc().nulls_last() if key.descending else column.asc().nulls_last()
             )
         return (
             select(r.resource_type, r.id)
+            .select_from(source)
             .where(*self._where(query))
             .order_by(*order, r.resource_type, r.id)
         )

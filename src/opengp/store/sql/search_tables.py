@@ -59,11 +59,13 @@ def _text(name: str, nullable: bool = True) -> ColumnType[str]:
 search_string = Table(
     "search_string",
     metadata,
+    # (resource_type, resource_id, param): one resource's values of one parameter, for
+    # sorting (a correlated min/max) and for replacing a resource's rows.
     *_owner(),
     _text("value", False),
     _text("exact", False),
     Index("ix_search_string_value", "resource_type", "param", "value"),
-    Index("ix_search_string_resource", "resource_type", "resource_id"),
+    Index("ix_search_string_resource", "resource_type", "resource_id", "param"),
 )
 search_token = Table(
     "search_token",
@@ -73,7 +75,7 @@ search_token = Table(
     _text("code"),
     _text("text"),
     Index("ix_search_token_code", "resource_type", "param", "code", "system"),
-    Index("ix_search_token_resource", "resource_type", "resource_id"),
+    Index("ix_search_token_resource", "resource_type", "resource_id", "param"),
 )
 search_date = Table(
     "search_date",
@@ -82,7 +84,7 @@ search_date = Table(
     Column("low", UtcDateTime, nullable=False),
     Column("high", UtcDateTime, nullable=False),
     Index("ix_search_date_low", "resource_type", "param", "low", "high"),
-    Index("ix_search_date_resource", "resource_type", "resource_id"),
+    Index("ix_search_date_resource", "resource_type", "resource_id", "param"),
 )
 search_number = Table(
     "search_number",
@@ -92,7 +94,7 @@ search_number = Table(
     Column("low", Float, nullable=False),
     Column("high", Float, nullable=False),
     Index("ix_search_number_low", "resource_type", "param", "low", "high"),
-    Index("ix_search_number_resource", "resource_type", "resource_id"),
+    Index("ix_search_number_resource", "resource_type", "resource_id", "param"),
 )
 search_quantity = Table(
     "search_quantity",
@@ -105,7 +107,7 @@ search_quantity = Table(
     _text("code"),
     _text("unit"),
     Index("ix_search_quantity_low", "resource_type", "param", "low", "high"),
-    Index("ix_search_quantity_resource", "resource_type", "resource_id"),
+    Index("ix_search_quantity_resource", "resource_type", "resource_id", "param"),
 )
 search_reference = Table(
     "search_reference",
@@ -119,7 +121,7 @@ search_reference = Table(
     Index("ix_search_reference_target", "resource_type", "param", "target_id", "target_type"),
     Index("ix_search_reference_reverse", "target_id", "target_type", "resource_type"),
     Index("ix_search_reference_url", "resource_type", "param", "url"),
-    Index("ix_search_reference_resource", "resource_type", "resource_id"),
+    Index("ix_search_reference_resource", "resource_type", "resource_id", "param"),
 )
 search_uri = Table(
     "search_uri",
@@ -127,7 +129,7 @@ search_uri = Table(
     *_owner(),
     _text("uri", False),
     Index("ix_search_uri_value", "resource_type", "param", "uri"),
-    Index("ix_search_uri_resource", "resource_type", "resource_id"),
+    Index("ix_search_uri_resource", "resource_type", "resource_id", "param"),
 )
 
 # Words for _text (the narrative) and _content (all of the resource's text). The word index

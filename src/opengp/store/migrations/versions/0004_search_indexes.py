@@ -63,7 +63,8 @@ def _table(name: str, *columns: sa.Column[Any]) -> None:
         sa.Column("param", TEXT, nullable=False),
         *columns,
     )
-    op.create_index(f"ix_{name}_resource", name, ["resource_type", "resource_id"])
+    # One resource's values of one parameter: sorting (a correlated min/max), replacing rows.
+    op.create_index(f"ix_{name}_resource", name, ["resource_type", "resource_id", "param"])
 
 
 def upgrade() -> None:

@@ -1,0 +1,136 @@
+"""Checking one NDJSON line of an import: is it a valid resource, and what does it refer to.
+
+Pure (no store), so the lines of a large import can be checked in parallel processes:
+validation is most of an import's cost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import IO
+
+from opengp.fhir import jsonio
+from opengp.fhir.definitions import RESOURCE_TYPES
+from opengp.fhir.errors import InvalidResource
+from opengp.fhir.references import is_valid_id, iter_references, parse_relative
+from opengp.fhir.validation import validate_resource
+from opengp.services.bulk.ndjson import MAX_LINE_BYTES, lines
+
+CHUNK_LINES = 500
+MAX_ISSUES_SHOWN = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """What checking a line found: the resource's type and id when it has them, the
+    resources it refers to, and the problem (None: a valid resource)."""
+
+    line: int
+    digest: str  # of the line's bytes, to notice a file that changes before it is loaded
+    resource_type: str | None = None
+    id: str | None = None
+    targets: tuple[tuple[str, str], ...] = ()
+    problem: str | None = None
+    code: str = "invalid"
+    expression: tuple[str, ...] = ()
+
+
+def reference_targets(body: dict[str, object]) -> tuple[tuple[str, str], ...]:
+    """(type, id) of every relative literal reference (`Type/id[/_history/v]`): the ones that
+    must resolve on this server. Contained (#), absolute and logical (urn:) ones need not."""
+    found: dict[tuple[str, str], None] = {}
+    for _, reference in iter_references(body):
+        literal = parse_relative(reference["reference"])
+        if literal is not None:
+            found[(literal.resource_type, literal.id)] = None
+    return tuple(found)
+
+
+def line_digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=12).hexdigest()
+
+
+def check_line(number: int, data: bytes | None) -> Checked | None:
+    """Check one line (`data` None: longer than a line may be); None for a blank line."""
+    if data is None:
+        return Checked(number, "", problem=f"the line is longer than {MAX_LINE_BYTES} bytes")
+    if not data.strip():
+        return None
+    digest = line_digest(data)
+    try:
+        body = jsonio.loads(data)
+    except jsonio.JsonError as exc:
+        return Checked(
+            number, digest, problem=f"not valid JSON (a corrupt or truncated line): {exc}"
+        )
+    if not isinstance(body, dict):
+        return Checked(
+            number, digest, problem="not a JSON object: each line must hold one resource"
+        )
+    resource_type, id = body.get("resourceType"), body.get("id")
+    if not isinstance(resource_type, str):
+        return Checked(number, digest, problem="no resourceType: not a FHIR resource")
+    if resource_type not in RESOURCE_TYPES:
+        return Checked(
+            number, digest, problem=f"{resource_type!r} is not a resource type OpenGP holds"
+        )
+    if not isinstance(id, str):
+        message = f"the {resource_type} has no id: an import keeps ids, so each needs one"
+        return Checked(number, digest, resource_type, problem=message, expression=(resource_type,))
+    if not is_valid_id(id):
+        message = f"{id[:70]!r} is not a valid FHIR id"
+        return Checked(
+            number, digest, resource_type, problem=message, expression=(f"{resource_type}.id",)
+        )
+    try:
+        validate_resource(body)
+    except InvalidResource as invalid:
+        issues = invalid.issues
+        shown = "; ".join(i.diagnostics for i in issues[:MAX_ISSUES_SHOWN])
+        more = len(issues) - MAX_ISSUES_SHOWN
+        shown += f" (and {more} more)" if more > 0 else ""
+        where = tuple(e for i in issues for e in i.expression)
+        message = f"invalid {resource_type}/{id}: {shown}"
+        return Checked(number, digest, resource_type, id, problem=message, expression=where)
+    return Checked(number, digest, resource_type, id, reference_targets(body))
+
+
+def _check_chunk(chunk: list[tuple[int, bytes | None]]) -> list[Checked]:
+    return [c for number, data in chunk if (c := check_line(number, data)) is not None]
+
+
+def _chunks(stream: IO[bytes]) -> Iterator[list[tuple[int, bytes | None]]]:
+    chunk: list[tuple[int, bytes | None]] = []
+    for line in lines(stream):
+        chunk.append((line.number, None if line.too_long else line.data))
+        if len(chunk) >= CHUNK_LINES:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def check_stream(stream: IO[bytes], workers: int = 1) -> Iterator[Checked]:
+    """Check the lines of an NDJSON stream, in order; with `workers` > 1, in that many
+    processes, a few chunks ahead of the reader (memory stays bounded)."""
+    if workers <= 1:
+        for chunk in _chunks(stream):
+            yield from _check_chunk(chunk)
+        return
+    # fork: the children start at once with validation loaded, and run only the pure
+    # `check_line`. Only single-threaded callers (`opengp import`) ask for workers: the
+    # server's job runner checks in its own thread (a fork there could copy a held lock).
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        window: deque[Future[list[Checked]]] = deque()
+        for chunk in _chunks(stream):
+            window.append(pool.submit(_check_chunk, chunk))
+            if len(window) >= 2 * workers:
+                yield from window.popleft().result()
+        while window:
+            yield from window.popleft().result()

@@ -1,0 +1,340 @@
+"""Bulk import of NDJSON: check everything, resolve references, then load.
+
+1. **Check** every line (`checking.check_line`): valid JSON, a resource of a type OpenGP
+   holds, with a valid id, passing validation, allowed to the importer. Ids given twice are
+   not imported at all (which copy is right cannot be known). With a manifest (from
+   `opengp export`) each file's SHA-256 is checked first: an altered or truncated file is
+   rejected whole, since lost lines cannot be seen line by line.
+2. **Resolve** references after everything is read, so files may come in any order: each
+   `Type/id` must be in the input or already in the database; a line referring to a
+   missing or rejected resource is rejected too, until every accepted line's references
+   resolve.
+3. **Load** the accepted lines, keeping their ids: a new resource is created, an identical
+   one (same content hash, `ndjson.content_hash`) is left alone, a different one is updated
+   as a new version. So running an import again changes nothing, and running it after the
+   input was fixed loads what was missing.
+
+Modes: "all-or-nothing" loads nothing if any line has a problem, and otherwise loads
+everything in one transaction; "valid-rest" loads the accepted lines in transactions of
+`LOAD_BATCH`. Either way each resource is written whole (content, version, index rows) in
+one transaction, with the audit entry of that transaction.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import orjson
+from sqlalchemy.exc import IntegrityError
+
+from opengp.fhir import jsonio
+from opengp.services.bulk.checking import Checked, check_stream, line_digest
+from opengp.services.bulk.ledger import Ledger
+from opengp.services.bulk.ndjson import Problem, content_hash, file_sha256, lines
+from opengp.store import WriteConflict
+from opengp.store.base import AuditRecord
+from opengp.store.sql import SqlStore
+from opengp.store.sql import bulk as sql
+from opengp.store.sql.store import SqlWriteTransaction
+
+Mode = Literal["all-or-nothing", "valid-rest"]
+MODES: tuple[str, ...] = get_args(Mode)
+LOAD_BATCH = 2000
+PARALLEL_FROM_BYTES = 8 * 1024 * 1024
+ATTEMPTS = 3
+FIRST_PROBLEMS = 100
+# Called with (phase: "checking" | "loading", done, total).
+Progress = Callable[[str, int, int], None]
+# The audit entry of one load transaction, from what it did (counts, never patient data).
+Audit = Callable[[dict[str, Any]], AuditRecord]
+# Why the importer may not write resources of a type, or None when it may.
+Allowed = Callable[[str], str | None]
+
+
+class InputChanged(Exception):
+    """A file changed between checking and loading it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    name: str  # as problems name it, e.g. "Patient.ndjson"
+    path: Path
+    sha256: str | None = None  # expected, when a manifest gives it
+
+
+@dataclass(slots=True)
+class ImportResult:
+    mode: Mode
+    resources: int = 0  # non-blank lines read
+    accepted: int = 0
+    rejected: int = 0  # lines with a problem
+    problems: int = 0
+    first_problems: list[Problem] = field(default_factory=list)
+    loaded: bool = False
+    created: Counter[str] = field(default_factory=Counter)
+    updated: Counter[str] = field(default_factory=Counter)
+    unchanged: Counter[str] = field(default_factory=Counter)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "created": sum(self.created.values()),
+            "updated": sum(self.updated.values()),
+            "unchanged": sum(self.unchanged.values()),
+        }
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "resources": self.resources,
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "problems": self.problems,
+            "loaded": self.loaded,
+            "created": dict(sorted(self.created.items())),
+            "updated": dict(sorted(self.updated.items())),
+            "unchanged": dict(sorted(self.unchanged.items())),
+        }
+
+
+def _check_files(sources: Sequence[Source], ledger: Ledger) -> list[bool]:
+    usable = []
+    for index, source in enumerate(sources):
+        problem = None
+        if not source.path.is_file():
+            problem = "the file is missing"
+        elif source.sha256 is not None and file_sha256(source.path) != source.sha256:
+            problem = "its SHA-256 differs from the manifest's: altered or truncated; not read"
+        if problem is not None:
+            ledger.problem(Problem(source.name, 0, problem, "integrity"), index)
+        usable.append(problem is None)
+    return usable
+
+
+def _duplicate(ledger: Ledger, key: str, first: tuple[int, int], again: tuple[int, int]) -> None:
+    """An id given twice: neither line is imported, and both say where the other is."""
+    ledger.reject(*first)
+    for (file, line), (other_file, other_line) in ((first, again), (again, first)):
+        message = f"{key} is also at {ledger.where(other_file, other_line)}: an id given"
+        message += " twice is not imported (which copy is right cannot be known)"
+        ledger.problem(Problem(ledger.files[file], line, message, "duplicate"), file)
+
+
+def _record(ledger: Ledger, index: int, checked: Checked, allowed: Allowed) -> None:
+    problem, code = checked.problem, checked.code
+    if problem is None and checked.resource_type is not None:
+        refused = allowed(checked.resource_type)
+        if refused is not None:
+            problem, code = refused, "forbidden"
+    if checked.resource_type is not None and checked.id is not None:
+        earlier = ledger.add(
+            checked.resource_type,
+            checked.id,
+            index,
+            checked.line,
+            ok=problem is None,
+            hash=checked.digest,
+        )
+        if earlier is not None:
+            key = f"{checked.resource_type}/{checked.id}"
+            _duplicate(ledger, key, earlier, (index, checked.line))
+            return
+    if problem is not None:
+        name = ledger.files[index]
+        ledger.problem(Problem(name, checked.line, problem, code, checked.expression), index)
+    elif checked.targets:
+        ledger.add_refs(index, checked.line, checked.targets)
+
+
+def _check_lines(
+    sources: Sequence[Source],
+    usable: list[bool],
+    ledger: Ledger,
+    allowed: Allowed,
+    workers: int,
+    progress: Progress | None,
+) -> int:
+    """Check every line; the number of resources (non-blank lines) read."""
+    total = sum(s.path.stat().st_size for s, ok in zip(sources, usable, strict=True) if ok)
+    if total < PARALLEL_FROM_BYTES:
+        workers = 1  # starting processes would cost more than it saves
+    done = read = 0
+    for index, source in enumerate(sources):
+        if not usable[index]:
+            continue
+        with source.path.open("rb") as stream:
+            for checked in check_stream(stream, workers):
+                read += 1
+                _record(ledger, index, checked, allowed)
+                if progress and read % 1000 == 0:
+                    progress("checking", done + stream.tell(), total)
+        done += source.path.stat().st_size
+    if progress:
+        progress("checking", total, total)
+    return read
+
+
+def _resolve_references(store: SqlStore, ledger: Ledger) -> None:
+    with store.reading() as tx:
+        ledger.find_missing(lambda resource_type, ids: sql.live_ids(tx.conn, resource_type, ids))
+    ledger.reject_broken_references()
+
+
+def _accepted(
+    sources: Sequence[Source], ledger: Ledger, batch: int
+) -> Iterator[list[dict[str, Any]]]:
+    """The accepted lines' resources, read again from the files, `batch` at a time."""
+    bodies: list[dict[str, Any]] = []
+    for index, source in enumerate(sources):
+        wanted = ledger.accepted_lines(index)
+        expected = next(wanted, None)
+        if expected is None:
+            continue
+        with source.path.open("rb") as stream:
+            for line in lines(stream):
+                if line.number != expected[0]:
+                    continue
+                if line_digest(line.data) != expected[1]:
+                    break
+                bodies.append(jsonio.loads(line.data))
+                if len(bodies) >= batch:
+                    yield bodies
+                    bodies = []
+                expected = next(wanted, None)
+                if expected is None:
+                    break
+        if expected is not None:
+            raise InputChanged(f"{source.name} changed while it was being imported: run again")
+    if bodies:
+        yield bodies
+
+
+def _write(tx: SqlWriteTransaction, bodies: list[dict[str, Any]], done: ImportResult) -> None:
+    """Create, update or leave alone each resource (by comparing content hashes)."""
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for body in bodies:
+        by_type.setdefault(body["resourceType"], []).append(body)
+    for resource_type, group in by_type.items():
+        existing = {s.id: s for s in tx.read_many(resource_type, [b["id"] for b in group])}
+        new = []
+        for body in group:
+            previous = existing.get(body["id"])
+            if previous is None:
+                new.append(body)
+                done.created[resource_type] += 1
+            elif previous.content is not None and content_hash(
+                jsonio.loads(previous.content)
+            ) == content_hash(body):
+                done.unchanged[resource_type] += 1
+            else:  # changed, or deleted here since: a new version
+                tx.save(resource_type, body["id"], body, method="PUT", previous=previous)
+                done.updated[resource_type] += 1
+        tx.create_many(new)
+
+
+def _transaction(
+    store: SqlStore,
+    batches: Callable[[], Iterable[list[dict[str, Any]]]],
+    mode: Mode,
+    audit: Audit | None,
+    progress: Callable[[ImportResult], None],
+) -> ImportResult:
+    """Write `batches` in one transaction, tried again from the start if it lost a race
+    with another writer; what it did."""
+    for attempt in range(ATTEMPTS):
+        done = ImportResult(mode)
+        try:
+            with store.writing() as tx:
+                for bodies in batches():
+                    _write(tx, bodies, done)
+                    progress(done)
+                if audit is not None:
+                    tx.audit(audit({"operation": "import", **done.counts()}))
+            return done
+        except (WriteConflict, IntegrityError):
+            # Another writer changed or created one of these resources meanwhile: classify
+            # them again (an import running twice at once ends up the same as one after
+            # the other).
+            if attempt == ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _load(
+    store: SqlStore,
+    sources: Sequence[Source],
+    ledger: Ledger,
+    result: ImportResult,
+    audit: Audit | None,
+    progress: Progress | None,
+) -> None:
+    """All-or-nothing: one transaction; valid-rest: one per batch."""
+    loaded = 0
+
+    def report(done: ImportResult) -> None:
+        if progress:
+            progress("loading", loaded + sum(done.counts().values()), result.accepted)
+
+    def batches() -> Iterator[list[dict[str, Any]]]:
+        return _accepted(sources, ledger, LOAD_BATCH)
+
+    if result.mode == "all-or-nothing":
+        parts: Iterable[ImportResult] = [_transaction(store, batches, result.mode, audit, report)]
+    else:
+        parts = (
+            _transaction(store, lambda b=b: [b], result.mode, audit, report)  # type: ignore[misc]
+            for b in batches()
+        )
+    for done in parts:
+        loaded += sum(done.counts().values())
+        result.created.update(done.created)
+        result.updated.update(done.updated)
+        result.unchanged.update(done.unchanged)
+
+
+def write_report(ledger: Ledger, path: Path) -> None:
+    """Every problem, as NDJSON of OperationOutcome (a Bulk Data error file)."""
+    with path.open("wb") as out:
+        for problem in ledger.problems():
+            out.write(orjson.dumps(problem.outcome()) + b"\n")
+
+
+def run_import(
+    store: SqlStore,
+    sources: Sequence[Source],
+    mode: Mode,
+    workdir: Path,
+    *,
+    allowed: Allowed = lambda resource_type: None,
+    audit: Audit | None = None,
+    progress: Progress | None = None,
+    workers: int = 1,
+    report: Path | None = None,
+) -> ImportResult:
+    """Import `sources` (see the module's description); `workdir` holds scratch files."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    ledger_path = workdir / "import-ledger.sqlite3"
+    ledger_path.unlink(missing_ok=True)
+    ledger = Ledger(ledger_path, [s.name for s in sources])
+    try:
+        usable = _check_files(sources, ledger)
+        result = ImportResult(mode)
+        result.resources = _check_lines(sources, usable, ledger, allowed, workers, progress)
+        _resolve_references(store, ledger)
+        result.problems, result.rejected = ledger.problem_counts()
+        result.accepted = ledger.count(ok=True)
+        result.first_problems = list(itertools.islice(ledger.problems(), FIRST_PROBLEMS))
+        if report is not None:
+            write_report(ledger, report)
+        if mode == "all-or-nothing" and result.problems:
+            return result
+        _load(store, sources, ledger, result, audit, progress)
+        result.loaded = True
+        return result
+    finally:
+        ledger.close()
+        ledger_path.unlink(missing_ok=True)

@@ -1,0 +1,351 @@
+"""Bulk import of NDJSON: over HTTP ($import) and on the command line (`opengp import`).
+
+Order-independent, ids kept, idempotent; bad lines reported by file and line; all-or-nothing
+or the valid rest; never a half-written resource; a re-run after fixing the input completes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from sqlalchemy import select
+from starlette.testclient import TestClient
+
+from opengp.cli import main
+from opengp.demo.load import write_ndjson
+from opengp.services.bulk import importing
+from opengp.services.bulk.importing import Source, run_import
+from opengp.store.sql import SqlStore
+from opengp.store.sql.store import SqlWriteTransaction
+from opengp.store.sql.tables import resource
+from tests.functional.bulk_helpers import ASYNC, PRACTICE, BulkClient, bulk_app, token
+
+MIGRATION = "system/*.cruds"
+
+
+@pytest.fixture(scope="module")
+def practice(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
+    """The synthetic practice as NDJSON lines, in generation order by type."""
+    directory = tmp_path_factory.mktemp("practice")
+    write_ndjson(PRACTICE, directory)
+    return [
+        line
+        for path in sorted(directory.glob("*.ndjson"))
+        for line in path.read_bytes().splitlines()
+    ]
+
+
+@pytest.fixture
+def http(
+    database_url: str, key_file: Path, tmp_path: Path, store: SqlStore
+) -> Iterator[TestClient]:
+    with bulk_app(database_url, key_file, tmp_path / "bulk", store) as client:
+        yield client
+
+
+@pytest.fixture
+def importer(http: TestClient, store: SqlStore) -> BulkClient:
+    return BulkClient(http, token(http, store, MIGRATION, purpose="migration"))
+
+
+def _stored(store: SqlStore) -> dict[tuple[str, str], tuple[int, bytes]]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                resource.c.resource_type, resource.c.id, resource.c.version_id, resource.c.content
+            )
+        )
+        return {(r.resource_type, r.id): (r.version_id, r.content) for r in rows}
+
+
+def _keys(lines: list[bytes]) -> set[tuple[str, str]]:
+    keys = set()
+    for line in lines:
+        body = orjson.loads(line)
+        keys.add((body["resourceType"], body["id"]))
+    return keys
+
+
+def _upload(bulk: BulkClient, lines: list[bytes], mode: str | None = None) -> dict[str, Any]:
+    query = f"?mode={mode}" if mode else ""
+    started = bulk.http.post(
+        f"/fhir/$import{query}",
+        content=b"\n".join(lines) + b"\n",
+        headers=bulk.headers(**{**ASYNC, "Content-Type": "application/fhir+ndjson"}),
+    )
+    assert started.status_code == 202, started.text
+    done = bulk.wait(started.headers["content-location"])
+    assert done.status_code == 200, done.text
+    manifest: dict[str, Any] = done.json()
+    return manifest
+
+
+def _problems(bulk: BulkClient, manifest: dict[str, Any]) -> list[str]:
+    [error] = manifest["error"]
+    return [o["issue"][0]["diagnostics"] for o in bulk.download(error["url"])]
+
+
+def _broken(practice: list[bytes]) -> tuple[list[bytes], dict[int, str]]:
+    """The practice with bad lines added at the end: (lines, line number -> expected words)."""
+    observation = next(orjson.loads(x) for x in practice if b'"Observation"' in x[:40])
+    invalid = dict(observation, id="bad-status", status="finished-ish")
+    dangling = dict(observation, id="dangling", subject={"reference": "Patient/nobody"})
+    follower = dict(observation, id="follower", hasMember=[{"reference": "Observation/dangling"}])
+    bad = [
+        (practice[0][: len(practice[0]) // 2], "not valid JSON"),  # truncated
+        (b"[1, 2, 3]", "not a JSON object"),
+        (orjson.dumps({"resourceType": "Patient", "gender": "male"}), "has no id"),
+        (orjson.dumps(invalid), "invalid Observation/bad-status"),
+        (orjson.dumps(dangling), "Patient/nobody, which is neither in the input nor"),
+        (orjson.dumps(follower), "Observation/dangling, which is not imported"),
+        (practice[1], "is also at upload.ndjson line 2"),  # a duplicate id
+    ]
+    lines = practice + [line for line, _ in bad]
+    return lines, {len(practice) + 1 + i: words for i, (_, words) in enumerate(bad)}
+
+
+def test_upload_in_any_order_keeps_ids_and_a_rerun_changes_nothing(
+    importer: BulkClient, store: SqlStore, practice: list[bytes]
+) -> None:
+    backwards = list(reversed(practice))  # references come before what they refer to
+    manifest = _upload(importer, backwards)
+    summary = manifest["import"]
+    assert summary["loaded"] is True
+    assert summary["problems"] == 0
+    assert manifest["error"] == []
+    counts = Counter(orjson.loads(x)["resourceType"] for x in practice)
+    assert summary["created"] == dict(sorted(counts.items()))
+    stored = _stored(store)
+    assert set(stored) == _keys(practice)
+    patient = next(orjson.loads(x) for x in practice if b'"Patient"' in x[:30])
+    read = importer.http.get(f"/fhir/Patient/{patient['id']}", headers=importer.headers())
+    assert read.status_code == 200
+    found = importer.http.get(
+        f"/fhir/Observation?subject=Patient/{patient['id']}&_summary=count",
+        headers=importer.headers(),
+    )
+    expected = sum(
+        1
+        for x in practice
+        if f"Patient/{patient['id']}".encode() in x and b'"Observation"' in x[:40]
+    )
+    assert found.json()["total"] == expected  # indexed for search, as any write is
+
+    again = _upload(importer, practice)["import"]
+    assert again["created"] == {} and again["updated"] == {}
+    assert sum(again["unchanged"].values()) == len(practice)
+    assert _stored(store) == stored  # not even a new version
+
+    changed = dict(patient, gender="other" if patient.get("gender") != "other" else "female")
+    edited = [
+        orjson.dumps(changed) if orjson.loads(x)["id"] == patient["id"] else x for x in practice
+    ]
+    third = _upload(importer, edited)["import"]
+    assert third["updated"] == {"Patient": 1}
+    version, content = _stored(store)[("Patient", patient["id"])]
+    assert version == 2
+    assert orjson.loads(content)["gender"] == changed["gender"]
+
+
+def test_bad_lines_are_reported_by_line_and_all_or_nothing_imports_nothing(
+    importer: BulkClient, store: SqlStore, practice: list[bytes]
+) -> None:
+    lines, expected = _broken(practice)
+    manifest = _upload(importer, lines)
+    assert manifest["import"]["loaded"] is False
+    assert _stored(store) == {}
+    problems = _problems(importer, manifest)
+    for number, words in expected.items():
+        assert any(
+            p.startswith(f"upload.ndjson line {number}: ") and words in p for p in problems
+        ), (
+            number,
+            words,
+        )
+    # The first copy of the duplicate is reported too.
+    assert any(p.startswith("upload.ndjson line 2: ") for p in problems)
+
+
+def test_valid_rest_imports_the_rest_and_a_rerun_after_fixing_completes(
+    importer: BulkClient, store: SqlStore, practice: list[bytes]
+) -> None:
+    lines, expected = _broken(practice)
+    manifest = _upload(importer, lines, mode="valid-rest")
+    summary = manifest["import"]
+    assert summary["loaded"] is True
+    rejected = {int(p.split()[2].rstrip(":")) for p in _problems(importer, manifest)}
+    assert set(expected) <= rejected
+    stored = _stored(store)
+    assert ("Observation", "bad-status") not in stored
+    assert ("Observation", "dangling") not in stored and ("Observation", "follower") not in stored
+    duplicate = orjson.loads(practice[1])
+    assert (duplicate["resourceType"], duplicate["id"]) not in stored  # which copy is unknown
+    assert len(stored) == sum(summary["created"].values())
+    # Whatever was imported refers only to what is there.
+    for content in (c for _, c in stored.values()):
+        for key in _references(orjson.loads(content)):
+            assert key in stored
+
+    fixed = _upload(importer, practice)
+    assert fixed["import"]["problems"] == 0
+    assert set(_stored(store)) == _keys(practice)
+
+
+def _references(body: Any) -> Iterator[tuple[str, str]]:
+    from opengp.services.bulk.checking import reference_targets
+
+    yield from reference_targets(body)
+
+
+def test_only_migration_clients_with_write_scopes_may_import(
+    http: TestClient, store: SqlStore, practice: list[bytes]
+) -> None:
+    direct = BulkClient(http, token(http, store, MIGRATION))  # purpose direct-care
+    refused = http.post(
+        "/fhir/$import",
+        content=practice[0],
+        headers=direct.headers(**{**ASYNC, "Content-Type": "application/fhir+ndjson"}),
+    )
+    assert refused.status_code == 403
+    assert "migration" in refused.json()["issue"][0]["diagnostics"]
+    narrow = BulkClient(http, token(http, store, "system/*.rs system/Patient.cu", "migration"))
+    manifest = _upload(narrow, practice, mode="valid-rest")
+    # Patients refer to the practice's Organization and Practitioners, refused to this client.
+    assert manifest["import"]["created"] == {}
+    assert any("do not allow creating and updating" in p for p in _problems(narrow, manifest))
+
+
+def test_operators_import_files_from_the_inbox_and_nowhere_else(
+    importer: BulkClient, store: SqlStore, practice: list[bytes], tmp_path: Path
+) -> None:
+    inbox = tmp_path / "bulk" / "inbox" / "practice"
+    inbox.mkdir(parents=True)
+    (inbox / "all.ndjson").write_bytes(b"\n".join(practice) + b"\n")
+    (tmp_path / "secret.ndjson").write_bytes(practice[0])
+
+    def parameters(url: str) -> Any:
+        body = {
+            "resourceType": "Parameters",
+            "parameter": [
+                {"name": "mode", "valueCode": "all-or-nothing"},
+                {"name": "input", "part": [{"name": "url", "valueUrl": url}]},
+            ],
+        }
+        return importer.http.post(
+            "/fhir/$import",
+            content=orjson.dumps(body),
+            headers=importer.headers(**{**ASYNC, "Content-Type": "application/fhir+json"}),
+        )
+
+    escaping = parameters("../../secret.ndjson")
+    assert escaping.status_code == 400
+    started = parameters("practice/all.ndjson")
+    assert started.status_code == 202, started.text
+    done = importer.wait(started.headers["content-location"]).json()
+    assert done["import"]["loaded"] is True
+    assert set(_stored(store)) == _keys(practice)
+    assert (inbox / "all.ndjson").exists()  # the operator's file is left alone
+
+
+def test_import_requests_are_checked_before_anything_is_read(importer: BulkClient) -> None:
+    headers = importer.headers(**{**ASYNC, "Content-Type": "text/csv"})
+    assert importer.http.post("/fhir/$import", content=b"a,b", headers=headers).status_code == 415
+    headers["Content-Type"] = "application/fhir+ndjson"
+    bad_mode = importer.http.post("/fhir/$import?mode=some", content=b"{}", headers=headers)
+    assert bad_mode.status_code == 400
+    empty = importer.http.post("/fhir/$import", content=b"", headers=headers)
+    assert empty.status_code == 400
+    plain = importer.headers(**{"Content-Type": "application/fhir+ndjson"})
+    assert importer.http.post("/fhir/$import", content=b"{}", headers=plain).status_code == 400
+
+
+def test_a_failure_while_loading_leaves_nothing_half_written(
+    store: SqlStore, practice: list[bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "all.ndjson"
+    path.write_bytes(b"\n".join(practice) + b"\n")
+    calls = Counter[str]()
+    create_many = SqlWriteTransaction.create_many
+
+    def failing(tx: SqlWriteTransaction, bodies: Any) -> None:
+        calls["created"] += len(bodies)
+        if calls["created"] > 300:  # some batches in
+            raise RuntimeError("the disk is full")
+        create_many(tx, bodies)
+
+    monkeypatch.setattr(SqlWriteTransaction, "create_many", failing)
+    monkeypatch.setattr(importing, "LOAD_BATCH", 100)
+    with pytest.raises(RuntimeError):
+        run_import(store, [Source("all.ndjson", path)], "all-or-nothing", tmp_path / "work")
+    assert _stored(store) == {}  # one transaction: rolled back whole
+    calls.clear()
+    with pytest.raises(RuntimeError):
+        run_import(store, [Source("all.ndjson", path)], "valid-rest", tmp_path / "work")
+    partial = _stored(store)
+    assert partial  # the batches before the failure
+    for key, (_, content) in partial.items():
+        assert orjson.loads(content)["id"] == key[1]  # whole resources only
+    monkeypatch.setattr(SqlWriteTransaction, "create_many", create_many)
+    result = run_import(store, [Source("all.ndjson", path)], "valid-rest", tmp_path / "work")
+    assert sum(result.unchanged.values()) == len(partial)
+    assert set(_stored(store)) == _keys(practice)
+
+
+def test_the_import_command_reports_lines_and_honours_the_mode(
+    database_url: str,
+    store: SqlStore,
+    practice: list[bytes],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    directory = tmp_path / "input"
+    directory.mkdir()
+    lines, expected = _broken(practice)
+    (directory / "Practice.ndjson").write_bytes(b"\n".join(lines) + b"\n")
+    assert main(["import", str(directory), "--database", database_url, "--workers", "1"]) == 1
+    err = capsys.readouterr().err
+    first = min(expected)
+    assert f"Practice.ndjson line {first}: not valid JSON" in err
+    assert "nothing was imported" in err
+    assert _stored(store) == {}
+    report = directory / "import-report.ndjson"
+    assert len(report.read_bytes().splitlines()) >= len(expected)
+
+    args = ["import", str(directory), "--database", database_url, "--mode", "valid-rest"]
+    assert main(args) == 1
+    assert "lines were not imported" in capsys.readouterr().err
+    assert _stored(store)
+    (directory / "Practice.ndjson").write_bytes(b"\n".join(practice) + b"\n")
+    assert main(args) == 0
+    assert "unchanged" in capsys.readouterr().out
+    assert set(_stored(store)) == _keys(practice)
+    assert not report.exists()
+
+
+def test_two_imports_of_the_same_practice_at_once_write_each_resource_once(
+    store: SqlStore, practice: list[bytes], tmp_path: Path
+) -> None:
+    path = tmp_path / "all.ndjson"
+    path.write_bytes(b"\n".join(practice) + b"\n")
+    results: list[importing.ImportResult] = []
+
+    def run(name: str) -> None:
+        source = [Source("all.ndjson", path)]
+        results.append(run_import(store, source, "all-or-nothing", tmp_path / name))
+
+    threads = [threading.Thread(target=run, args=(f"work{i}",)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert len(results) == 2
+    created = sum(sum(r.created.values()) for r in results)
+    unchanged = sum(sum(r.unchanged.values()) for r in results)
+    assert (created, unchanged) == (len(practice), len(practice))
+    assert {version for version, _ in _stored(store).values()} == {1}
