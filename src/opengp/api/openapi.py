@@ -438,10 +438,67 @@ def _area(area: Area) -> tuple[Operation, ...]:
     )
 
 
+def _patient_appointments() -> tuple[Operation, ...]:
+    """The patient's appointments: list, book and cancel (api/web/patient_booking.py)."""
+    tag = "Screens: patient appointments"
+    base = "/patient/appointments"
+    page = {
+        200: _html("The page"),
+        303: SEE_OTHER,
+        400: _html("The question again, with the problem"),
+        403: _html("Not allowed"),
+        404: _html("No such appointment"),
+        409: _html("No longer possible"),
+        422: _html("Refused by the appointment rules"),
+    }
+    one = (Param("id", "path", STRING, "The Appointment's id", True),)
+    e = Param("e", "query", STRING, "Show the question's error")
+    posted = {
+        303: SEE_OTHER,
+        400: _html("The form is not valid"),
+        403: _html("Not sent from our own page, or not allowed"),
+        404: _html("No such appointment"),
+        409: _html("No longer free"),
+        422: _html("Refused by the appointment rules"),
+    }
+    token = {"csrf_token": VALUE}
+    return (
+        Operation("GET", base, tag, "Your appointments", page, security=SESSION),
+        Operation("GET", f"{base}/book", tag, "Book: the type", page, (e,), security=SESSION),
+        Operation(
+            "POST", f"{base}/book", tag, "Book the chosen slot", posted, BROWSER,
+            _fields(("csrf_token", "slot"), slot=VALUE, **token), SESSION,
+        ),
+        Operation(
+            "GET", f"{base}/book/time", tag, "Book: the time", page,
+            (Param("type", "query", STRING, "The type of appointment"), e), security=SESSION,
+        ),
+        Operation(
+            "GET", f"{base}/book/check", tag, "Book: check your answers", page,
+            (Param("slot", "query", STRING, "The slot"),
+             Param("type", "query", STRING, "The type of appointment")),
+            security=SESSION,
+        ),
+        Operation("GET", f"{base}/{{id}}/booked", tag, "Booked", page, one, security=SESSION),
+        Operation(
+            "GET", f"{base}/{{id}}/cancel", tag, "Cancel: are you sure", page, (*one, e),
+            security=SESSION,
+        ),
+        Operation(
+            "POST", f"{base}/{{id}}/cancel", tag, "Cancel the appointment", posted,
+            (*one, *BROWSER),
+            _fields(("csrf_token", "reason"), reason=VALUE, reason_text=VALUE, **token),
+            SESSION,
+        ),
+        Operation("GET", f"{base}/{{id}}/cancelled", tag, "Cancelled", page, one, security=SESSION),
+    )  # fmt: skip
+
+
 SCREENS: tuple[Operation, ...] = (
     Operation("GET", "/", "Screens", "The start page", {200: _html("The page")}),
     *_area(STAFF),
     *_area(PATIENT),
+    *_patient_appointments(),
     Operation(
         "GET",
         "/assets/{path}",
