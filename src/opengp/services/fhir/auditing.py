@@ -12,22 +12,13 @@ from datetime import datetime
 
 from opengp.access.audit import to_audit_event
 from opengp.fhir.errors import BadRequest
-from opengp.search.query import DEFAULT_COUNT, MAX_COUNT
 from opengp.search.ranges import RangeError, date_range
 from opengp.services.fhir.interactions import Context
-from opengp.services.fhir.listing import bundle, link, page_url
+from opengp.services.fhir.listing import bundle, link, page_size, page_url
 from opengp.services.fhir.messages import FhirRequest, FhirResponse
 from opengp.store import ReadTransaction
 
 PARAMETERS = frozenset({"patient", "agent", "date", "_count", "_cursor", "_format", "_pretty"})
-
-
-def _count(raw: str | None) -> int:
-    if raw is None:
-        return DEFAULT_COUNT
-    if not raw.isdigit():
-        raise BadRequest(f"_count must be a whole number, not {raw!r}", expression=["_count"])
-    return min(int(raw), MAX_COUNT)
 
 
 def _dates(values: list[str]) -> tuple[datetime | None, datetime | None]:
@@ -74,7 +65,7 @@ def search(tx: ReadTransaction, request: FhirRequest, ctx: Context) -> FhirRespo
     if cursor is not None and not cursor.isdigit():
         raise BadRequest("_cursor is not one this server made", expression=["_cursor"])
     since, until = _dates([v for k, v in request.params if k == "date"])
-    count = _count(request.param("_count"))
+    count = page_size(request)
     rows = tx.audit_trail(
         patient_id=patient,
         principal=request.param("agent"),

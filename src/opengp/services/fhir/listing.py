@@ -33,7 +33,8 @@ STATUS_TEXT = {
 }
 
 
-def _count(request: FhirRequest) -> int:
+def page_size(request: FhirRequest) -> int:
+    """`_count` of a history or audit page: the default, or at most MAX_COUNT."""
     raw = request.param("_count")
     if raw is None:
         return DEFAULT_COUNT
@@ -98,7 +99,7 @@ def history(
     before = request.param("_cursor")
     if before is not None and not before.isdigit():
         raise BadRequest("_cursor is not one this server made", expression=["_cursor"])
-    count = _count(request)
+    count = page_size(request)
     query = HistoryQuery(resource_type, id, _since(request), count, int(before) if before else None)
     page = tx.history(query)
     entries = []
