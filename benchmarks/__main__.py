@@ -9,11 +9,12 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from benchmarks import crud, demo_load
+from benchmarks import crud, demo_load, search
 
 WORKLOADS: dict[str, Callable[[list[str] | None], int]] = {
     "crud": crud.main,
     "demo-load": demo_load.main,
+    "search": search.main,
 }
 
 
