@@ -575,15 +575,20 @@ def main(argv: list[str] | None = None) -> int:
     examples = args.package_dir or fetch(EXAMPLES_PACKAGE, args.cache_dir)
     expansions = args.expansions_dir or fetch(EXPANSIONS_PACKAGE, args.cache_dir)
     text = generate(examples, expansions).render()
-    if args.check:
-        current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
+    return write_or_check(args.output, text, check=args.check, script=Path(__file__).name)
+
+
+def write_or_check(output: Path, text: str, *, check: bool, script: str) -> int:
+    """Write the generated module, or with `check` exit 1 when the committed one differs."""
+    if check:
+        current = output.read_text(encoding="utf-8") if output.exists() else ""
         if current != text:
-            print(f"{args.output} is stale; re-run {Path(__file__).name}", file=sys.stderr)
+            print(f"{output} is stale; re-run {script}", file=sys.stderr)
             return 1
         return 0
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text, encoding="utf-8")
-    print(f"wrote {args.output} ({len(text) // 1024} KiB)")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    print(f"wrote {output} ({len(text) // 1024} KiB)")
     return 0
 
 

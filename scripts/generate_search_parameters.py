@@ -30,7 +30,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from generate_fhir_definitions import CACHE, EXAMPLES_PACKAGE, ROOT, fetch, load_json, py
+from generate_fhir_definitions import (
+    CACHE,
+    EXAMPLES_PACKAGE,
+    ROOT,
+    fetch,
+    load_json,
+    py,
+    write_or_check,
+)
+
+from opengp.search.fhirpath import split_top_level
 
 OUTPUT = ROOT / "src" / "opengp" / "search" / "definitions" / "r4.py"
 CANONICAL = "http://hl7.org/fhir/SearchParameter/"
@@ -51,28 +61,9 @@ Component = tuple[str, str, str]  # code, type, expression relative to the compo
 Param = tuple[str, str, str | None, tuple[str, ...], tuple[Component, ...], str]
 
 
-def split_union(expression: str) -> list[str]:
-    """The top-level `|` branches of a FHIRPath expression (not inside (), [] or quotes)."""
-    branches, depth, quoted, start = [], 0, False, 0
-    for i, char in enumerate(expression):
-        if char == "'":
-            quoted = not quoted
-        elif quoted:
-            continue
-        elif char in "([":
-            depth += 1
-        elif char in ")]":
-            depth -= 1
-        elif char == "|" and depth == 0:
-            branches.append(expression[start:i].strip())
-            start = i + 1
-    branches.append(expression[start:].strip())
-    return branches
-
-
 def restrict(expression: str, resource_type: str) -> str:
     """The branches of `expression` that apply to `resource_type` (see the module doc)."""
-    branches = split_union(expression)
+    branches = split_top_level(expression, "|")
     roots = [m[1] if (m := _ROOT.match(b)) else "" for b in branches]
     if not any(root[:1].isupper() for root in roots):
         return expression  # e.g. InsurancePlan-name: `name | alias`
@@ -218,16 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     package = args.package_dir or fetch(EXAMPLES_PACKAGE, args.cache_dir)
     text = render(generate(package), referable_types(package), compartments(package))
-    if args.check:
-        current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
-        if current != text:
-            print(f"{args.output} is stale; re-run {Path(__file__).name}", file=sys.stderr)
-            return 1
-        return 0
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text, encoding="utf-8")
-    print(f"wrote {args.output} ({len(text) // 1024} KiB)")
-    return 0
+    return write_or_check(args.output, text, check=args.check, script=Path(__file__).name)
 
 
 if __name__ == "__main__":
