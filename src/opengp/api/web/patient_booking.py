@@ -140,18 +140,21 @@ def _offers(web: Web, principal: Principal) -> list[Offer]:
     ]
 
 
-async def _offered(web: Web, signed: SignedIn) -> list[Offer] | Response:
-    principal = signed.principal
-    return await call(PATIENT, signed, lambda: _offers(web, principal))
-
-
-async def choose_type(web: Web, request: Request) -> Response:
+async def _offered(web: Web, request: Request) -> tuple[SignedIn, list[Offer]] | Response:
+    """The signed-in patient and the times they may book, or the page saying why not."""
     signed = await _patient(web, request)
     if isinstance(signed, Response):
         return signed
-    offers = await _offered(web, signed)
-    if isinstance(offers, Response):
-        return offers
+    principal = signed.principal
+    offers = await call(PATIENT, signed, lambda: _offers(web, principal))
+    return offers if isinstance(offers, Response) else (signed, offers)
+
+
+async def choose_type(web: Web, request: Request) -> Response:
+    offered = await _offered(web, request)
+    if isinstance(offered, Response):
+        return offered
+    signed, offers = offered
     types = sorted({o.slot_type for o in offers})
     errors = {"type": "Select the type of appointment"} if request.query_params.get("e") else {}
     context = PATIENT.page(
@@ -165,15 +168,13 @@ async def choose_type(web: Web, request: Request) -> Response:
 
 
 async def choose_time(web: Web, request: Request) -> Response:
-    signed = await _patient(web, request)
-    if isinstance(signed, Response):
-        return signed
     wanted = request.query_params.get("type", "")
     if not wanted:
         return see_other(f"{BASE}/book?e=1")
-    offers = await _offered(web, signed)
-    if isinstance(offers, Response):
-        return offers
+    offered = await _offered(web, request)
+    if isinstance(offered, Response):
+        return offered
+    signed, offers = offered
     mine = [o for o in offers if o.slot_type == wanted]
     days = [(day, list(items)) for day, items in groupby(mine, key=lambda o: o.day)]
     errors = {"slot": "Select a time"} if request.query_params.get("e") else {}
@@ -189,16 +190,14 @@ async def choose_time(web: Web, request: Request) -> Response:
 
 
 async def check_answers(web: Web, request: Request) -> Response:
-    signed = await _patient(web, request)
-    if isinstance(signed, Response):
-        return signed
     slot_id = request.query_params.get("slot", "")
     wanted = request.query_params.get("type", "")
     if not slot_id:
         return see_other(f"{BASE}/book/time?{_query(type=wanted, e='1')}")
-    offers = await _offered(web, signed)
-    if isinstance(offers, Response):
-        return offers
+    offered = await _offered(web, request)
+    if isinstance(offered, Response):
+        return offered
+    signed, offers = offered
     offer = next((o for o in offers if o.id == slot_id), None)
     if offer is None:
         message = "That time is no longer available. Go back and choose another time."
