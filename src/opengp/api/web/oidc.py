@@ -36,15 +36,15 @@ from opengp.access.accounts import NATIONAL_ROLES
 from opengp.access.principal import Principal
 from opengp.api.web import pages
 from opengp.api.web.areas import PATIENT, STAFF, Area, Web
-from opengp.api.web.forms import UnreadableForm, from_our_pages, read_form, same_secret
-from opengp.api.web.guard import FORGED, refused, see_other
+from opengp.api.web.forms import same_secret
+from opengp.api.web.guard import refused, see_other
 from opengp.api.web.session import (
     FORM_COOKIE,
     browser_id,
     set_form_cookie,
     set_session_cookie,
 )
-from opengp.api.web.signin import ASK_AGAIN, sign_in_page
+from opengp.api.web.signin import ASK_AGAIN, checked_form, sign_in_page
 from opengp.config import OidcProvider
 from opengp.services import external_sign_in
 from opengp.services.external_sign_in import Refused, Role
@@ -294,17 +294,13 @@ def _role_page(
 
 async def choose_role(web: Web, provider: Provider, sealer: Sealer, request: Request) -> Response:
     area = provider.area
-    try:
-        form = await read_form(request)
-    except UnreadableForm as exc:
-        return refused(area, str(exc), 400)
-    if not from_our_pages(request, web.public_url):
-        return refused(area, FORGED)
+    form = await checked_form(web, area, request)
+    if isinstance(form, Response):
+        return form
     browser = request.cookies.get(FORM_COOKIE, "")
-    fresh = await run_in_threadpool(web.signer.form_token_ok, browser, form.get("form_token", ""))
     role_token = form.get("role_token", "")
     parts = sealer.open(f"role {browser}", role_token, ROLE_SECONDS) if browser else None
-    if not fresh or parts is None or len(parts) != 2:
+    if parts is None or len(parts) != 2:
         return await run_in_threadpool(sign_in_page, web, area, request, errors=ASK_AGAIN)
     user_id, codes = parts[0], parts[1].split("+")
     try:

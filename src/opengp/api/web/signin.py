@@ -95,7 +95,7 @@ def sign_in_page(
     return response
 
 
-async def _checked_form(web: Web, area: Area, request: Request) -> dict[str, str] | Response:
+async def checked_form(web: Web, area: Area, request: Request) -> dict[str, str] | Response:
     """The posted form, if it came from our own page in this browser; else what to answer."""
     try:
         form = await read_form(request)
@@ -111,7 +111,7 @@ async def _checked_form(web: Web, area: Area, request: Request) -> dict[str, str
 
 
 async def submit_sign_in(web: Web, area: Area, request: Request) -> Response:
-    form = await _checked_form(web, area, request)
+    form = await checked_form(web, area, request)
     if isinstance(form, Response):
         return form
     username, password = form.get("username", "").strip(), form.get("password", "")
@@ -186,7 +186,7 @@ def _new_password_page(
 
 
 async def submit_new_password(web: Web, area: Area, request: Request) -> Response:
-    form = await _checked_form(web, area, request)
+    form = await checked_form(web, area, request)
     if isinstance(form, Response):
         return form
     return await run_in_threadpool(_new_password, web, area, request, form)
