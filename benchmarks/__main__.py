@@ -9,9 +9,11 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from benchmarks import crud, demo_load, search
+from benchmarks import access_cost, bulk, crud, demo_load, search
 
 WORKLOADS: dict[str, Callable[[list[str] | None], int]] = {
+    "access-cost": access_cost.main,
+    "bulk": bulk.main,
     "crud": crud.main,
     "demo-load": demo_load.main,
     "search": search.main,

@@ -44,14 +44,21 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cache
+from datetime import datetime
+from functools import cache, lru_cache
 from typing import Any
 
 from opengp.fhir.definitions import TYPES
 from opengp.fhir.definitions.r4 import REQUIRED_BINDINGS, VALUE_SETS
-from opengp.fhir.references import parse_relative
+from opengp.fhir.references import LiteralReference, parse_relative
 from opengp.search.definitions.r4 import COMPARTMENTS
-from opengp.search.fhirpath import Accessor, FhirPathError, Item, compile_expression
+from opengp.search.fhirpath import (
+    Accessor,
+    FhirPathError,
+    Item,
+    compile_expression,
+    root_names,
+)
 from opengp.search.model import (
     Component,
     DateRow,
@@ -65,7 +72,8 @@ from opengp.search.model import (
     UriRow,
     normalise,
 )
-from opengp.search.ranges import MAX_INSTANT, MIN_INSTANT, date_range, number_range
+from opengp.search.ranges import MAX_INSTANT, MIN_INSTANT, number_range
+from opengp.search.ranges import date_range as _date_range
 from opengp.search.registry import params_for
 
 __all__ = ["CONVERTED", "SKIPPED", "index_rows", "problems"]
@@ -90,10 +98,23 @@ _PARTS = {
 ISO_4217 = "urn:iso:std:iso:4217"
 
 
+@lru_cache(maxsize=65536)  # codes' displays, units and names recur
 def _normalise(text: str) -> str:
     """model.normalise, with a shortcut for ASCII text (most codes' displays and names),
     where decomposing and dropping accents change nothing: a third of indexing time."""
     return " ".join(text.lower().split()) if text.isascii() else normalise(text)
+
+
+# A practice's resources name the same patients, practitioners and days over and over:
+# both are pure, of text (numbers are not memoised: 1.0 and 1.00 are equal keys).
+@lru_cache(maxsize=16384)
+def date_range(text: str) -> tuple[datetime, datetime]:
+    return _date_range(text)
+
+
+@lru_cache(maxsize=16384)
+def _literal(reference: str) -> LiteralReference | None:
+    return parse_relative(reference)
 
 
 def _text(value: Any) -> str | None:
@@ -211,7 +232,7 @@ def _reference(param: str, value: Any, type_: str, rows: Rows) -> None:
         return
     reference = value.get("reference")
     if isinstance(reference, str) and not reference.startswith("#"):
-        literal = parse_relative(reference)
+        literal = _literal(reference)
         if literal is None:
             rows.append(ReferenceRow(param, None, None, reference))
         else:
@@ -330,12 +351,17 @@ def _converter(kind: str, expression: str, focus_type: str) -> Converter:
     return CONVERTERS[kind]
 
 
+# The JSON names of the resource an accessor starts from (None: not known, always run).
+Names = frozenset[str] | None
+
+
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    """A type's indexable parameters (code, accessor, converter) and its composites."""
+    """A type's indexable parameters (code, accessor, converter, root names) and its
+    composites (accessor, composite, root names)."""
 
-    simple: tuple[tuple[str, Accessor, Converter], ...]
-    composites: tuple[tuple[Accessor, _Composite], ...]
+    simple: tuple[tuple[str, Accessor, Converter, Names], ...]
+    composites: tuple[tuple[Accessor, _Composite, Names], ...]
     problems: Mapping[str, str]
 
 
@@ -383,10 +409,12 @@ def _plan(resource_type: str) -> _Plan:
         except FhirPathError as exc:
             found[code] = str(exc)
             continue
+        names = root_names(param.expression, resource_type)
         if param.type == "composite":
-            composites.append((accessor, _Composite(param)))
+            composites.append((accessor, _Composite(param), names))
         else:
-            simple.append((code, accessor, _converter(param.type, param.expression, resource_type)))
+            convert = _converter(param.type, param.expression, resource_type)
+            simple.append((code, accessor, convert, names))
     return _Plan(tuple(simple), tuple(composites), found)
 
 
@@ -400,13 +428,16 @@ def index_rows(resource: dict[str, Any]) -> list[IndexRow]:
     resource_type = resource["resourceType"]
     plan = _plan(resource_type)
     focus = [(resource, resource_type)]
+    present = resource.keys()
     rows: Rows = []
-    for code, accessor, convert in plan.simple:
-        for value, type_ in accessor(focus, resource):
-            convert(code, value, type_, rows)
+    for code, accessor, convert, names in plan.simple:
+        if names is None or not present.isdisjoint(names):
+            for value, type_ in accessor(focus, resource):
+                convert(code, value, type_, rows)
     keys: dict[Any, list[str]] = {}
-    for accessor, composite in plan.composites:
-        composite(accessor(focus, resource), resource, keys, rows)
+    for accessor, composite, names in plan.composites:
+        if names is None or not present.isdisjoint(names):
+            composite(accessor(focus, resource), resource, keys, rows)
     return list(dict.fromkeys(rows))
 
 
@@ -419,7 +450,7 @@ def compartment_owners(resource: dict[str, Any], compartment: str) -> list[str]:
     codes = COMPARTMENTS.get(compartment, {}).get(resource_type, ())
     focus = [(resource, resource_type)]
     rows: Rows = []
-    for code, accessor, convert in _plan(resource_type).simple:
+    for code, accessor, convert, _ in _plan(resource_type).simple:
         if code in codes:
             for value, type_ in accessor(focus, resource):
                 convert(code, value, type_, rows)

@@ -54,6 +54,7 @@ __all__ = [
     "fallback_reason",
     "reference_type",
     "rewrite",
+    "root_names",
     "selected_types",
 ]
 
@@ -440,6 +441,25 @@ def compile_expression(expression: str, resource_type: str, focus_type: str = ""
         return _compile(expression, resource_type, focus_type)
     except _Unsupported:
         return _fallback(expression, resource_type, focus_type)
+
+
+@cache
+def root_names(expression: str, resource_type: str) -> frozenset[str] | None:
+    """The JSON names a compiled expression over the resource first reads, one of which a
+    resource must have for it to select anything (`Observation.value as Quantity`: the
+    valueQuantity); None when that is not known (evaluated by fhirpathpy, or a branch that
+    starts elsewhere than at an element of the resource). Indexing skips the parameters
+    whose names a resource lacks: most of any type's parameters, in any one resource."""
+    names: set[str] = set()
+    for branch in split_top_level(rewrite(expression), "|"):
+        try:
+            _, steps, _ = _parse_branch(branch, resource_type, resource_type)
+        except _Unsupported:
+            return None
+        if not steps or not isinstance(steps[0], _Child):
+            return None
+        names.update(key for key, _ in steps[0].lanes.get(resource_type, ()))
+    return frozenset(names)
 
 
 def selected_types(expression: str, resource_type: str, focus_type: str = "") -> frozenset[str]:

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import fields
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Column, Connection, Float, Index, Integer, String, Table, Text
@@ -197,8 +198,14 @@ TABLE_OF: dict[type[Any], Table] = {
 # Each row type's fields: its table's columns after resource_type and resource_id.
 _FIELDS = {kind: tuple(f.name for f in fields(kind)) for kind in TABLE_OF}
 _RANGES = (NumberRow, QuantityRow)  # value, low, high held as floats
+# From this many rows, PostgreSQL gets a table's rows by COPY: several times cheaper per
+# row than an INSERT, but a statement of its own, which one resource's few rows don't repay.
+COPY_FROM_ROWS = 200
+
+Values = tuple[Any, ...]
 
 
+@lru_cache(maxsize=65536)  # the same few instants recur: period ends, whole days
 def _sqlite_time(value: datetime) -> str:
     # How SQLAlchemy's SQLite DATETIME stores UtcDateTime (naive UTC), so that the bound
     # parameters of queries compare with these rows exactly.
@@ -206,19 +213,26 @@ def _sqlite_time(value: datetime) -> str:
 
 
 class RowWriter:
-    """Index rows written through the database driver (executemany, positional parameters):
-    the bulk path inserts millions of rows, and per-row parameter processing by SQLAlchemy
-    cost as much as the inserts themselves (docs/benchmarks.md, "Indexing")."""
+    """Index rows written through the database driver: the bulk path inserts millions of
+    rows, and per-row parameter processing by SQLAlchemy cost as much as the inserts
+    themselves (docs/benchmarks.md, "Bulk import"). Rows are gathered per table across all the
+    resources added, then each table's rows go in one executemany (positional parameters),
+    or on PostgreSQL, from COPY_FROM_ROWS rows, one COPY."""
 
     def __init__(self, dialect: str) -> None:
         mark = "?" if dialect == "sqlite" else "%s"
         self.sqlite = dialect == "sqlite"
+        tables = (*TABLE_OF.values(), search_text)
+        columns = {table: ", ".join(c.name for c in table.columns) for table in tables}
         self.sql = {
-            table: f"INSERT INTO {table.name} ({', '.join(c.name for c in table.columns)})"
+            table: f"INSERT INTO {table.name} ({names})"
             f" VALUES ({', '.join(mark for _ in table.columns)})"
-            for table in (*TABLE_OF.values(), search_text)
+            for table, names in columns.items()
         }
-        self.rows: dict[Table, list[tuple[Any, ...]]] = {}
+        self.copy_sql = {
+            table: f"COPY {table.name} ({names}) FROM STDIN" for table, names in columns.items()
+        }
+        self.rows: dict[Table, list[Values]] = {}
 
     def add(self, resource_type: str, resource_id: str, rows: Iterable[IndexRow]) -> None:
         for row in rows:
@@ -242,5 +256,17 @@ class RowWriter:
 
     def write(self, conn: Connection) -> None:
         for table, rows in self.rows.items():
-            conn.exec_driver_sql(self.sql[table], rows)
+            if self.sqlite or len(rows) < COPY_FROM_ROWS:
+                conn.exec_driver_sql(self.sql[table], rows)
+            else:
+                copy_rows(conn, self.copy_sql[table], rows)
         self.rows = {}
+
+
+def copy_rows(conn: Connection, sql: str, rows: Iterable[Values]) -> None:
+    """PostgreSQL `COPY ... FROM STDIN` of `rows`, in the connection's transaction."""
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor, cursor.copy(sql) as copy:
+        for row in rows:
+            copy.write_row(row)
