@@ -19,6 +19,7 @@ from opengp.demo.load import seed
 from opengp.demo.model import DemoConfig
 from opengp.store.migrate import upgrade
 from opengp.store.sql import SqlStore
+from opengp.store.sql.reindex import refresh_statistics
 
 SIZES = {"10k": 10_000, "100k": 100_000, "1m": 1_000_000}
 SAMPLE = 200
@@ -44,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     store = SqlStore.from_url(args.database)
     upgrade(store.engine)
     result = seed(store, config)
+    # As `opengp demo` and `opengp import` do after a load (also for a dataset built before
+    # they did): the planner's statistics.
+    refresh_statistics(store.engine)
     store.dispose()
     state = "already there" if result.reused else f"{result.total:,} resources"
     print(f"{args.size}: {config.patients:,} patients, {state}")

@@ -24,17 +24,17 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from unittest import mock
 from urllib.parse import parse_qsl, quote, urlencode
 
 import orjson
 import psycopg
-from sqlalchemy import ClauseElement, Connection, Executable, func, make_url, select
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy import Connection, event, func, make_url, select
 
 from benchmarks.crud import machine
 from benchmarks.datasets import config_for
@@ -50,6 +50,7 @@ from benchmarks.harness import (
 from benchmarks.payloads import patient, transaction
 from opengp.demo.generator import generate
 from opengp.fhir import jsonio
+from opengp.search.parse import Include, SearchQuery
 from opengp.search.query import parse_query
 from opengp.store.migrate import upgrade
 from opengp.store.sql import SqlStore
@@ -69,10 +70,13 @@ LABELS = {
     "condition": "Condition?patient=p&clinical-status=active",
     "appointment": "Appointment?actor=PractitionerRole/r&date=day",
     "revinclude": "Patient?_id=p&_revinclude=Condition:patient",
-    "everything": "Patient?_id=p&_revinclude=* (for $everything)",
+    "revinclude_all": "Patient?_id=p&_revinclude=*",
+    "everything": "Patient/p/$everything?_count=1000",
 }
-PLANNED = ("identifier", "family_birthdate", "observation", "condition")
+PLANNED = tuple(LABELS)
 TARGETS_MS = {"identifier": 20.0, "observation": 50.0, "everything": 200.0}  # p99, PG at 1m
+WHOLE_RECORD = ("revinclude_all", "everything")  # a quarter as many: each reads ~500 resources
+PLAN_LINES = 60  # of each statement's plan, in the report (the JSON keeps them all)
 # A server whose writes skip search indexing: the HTTP half of the indexing cost.
 UNINDEXED = (
     "import sys; from opengp.store.sql.store import SqlWriteTransaction as T; "
@@ -179,7 +183,8 @@ def searches(conn: Connection, seed: int = 1) -> dict[str, list[str]]:
     ).all()
     closest = sorted(counts, key=lambda row: (abs(row[1] - EVERYTHING), row[0]))[:20]
     for patient_id, _ in closest:
-        out["everything"].append(_path("Patient", [("_id", patient_id), ("_revinclude", "*")]))
+        out["revinclude_all"].append(_path("Patient", [("_id", patient_id), ("_revinclude", "*")]))
+        out["everything"].append(f"/fhir/Patient/{patient_id}/$everything?_count=1000")
     return {name: paths[:SAMPLES] for name, paths in out.items()}
 
 
@@ -200,37 +205,54 @@ def matches(http: Http, paths: Sequence[str]) -> dict[str, float]:
 # ---- query plans ----------------------------------------------------------------------------
 
 
-class Explain(Executable, ClauseElement):
-    """`EXPLAIN ...` of a statement, bound and typed like the statement itself."""
-
-    inherit_cache = False
-
-    def __init__(self, statement: Any, prefix: str) -> None:
-        self.statement, self.prefix = statement, prefix
-
-
-@compiles(Explain)
-def _explain(element: Explain, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"{element.prefix} {compiler.process(element.statement, **kw)}"
+def search_query(path: str) -> SearchQuery:
+    """The query the server runs for `path` (a type search, or `Patient/id/$everything` as
+    services.fhir.listing.everything makes it)."""
+    target, _, query_string = path.removeprefix("/fhir/").partition("?")
+    pairs = parse_qsl(query_string)
+    if not target.endswith("/$everything"):
+        return parse_query(target, pairs, strict=True)
+    patient_id = target.split("/")[1]
+    return replace(
+        parse_query(None, pairs, strict=True),
+        compartment=("Patient", (patient_id,)),
+        includes=(Include(None, None, None, iterate=False),),
+    )
 
 
 def plan(conn: Connection, path: str) -> dict[str, Any]:
-    """The first statement a search runs (`Searcher.find`), its SQL and its plan."""
-    resource_type, _, query_string = path.removeprefix("/fhir/").partition("?")
-    query = parse_query(resource_type, parse_qsl(query_string), strict=True)
-    searcher = Searcher(conn, nullcontext, datetime.now(UTC))
-    statement = searcher._ordered(query).limit(query.count + 1)
-    sql = str(statement.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
-    if conn.dialect.name == "postgresql":
-        lines = [row[0] for row in conn.execute(Explain(statement, "EXPLAIN (ANALYZE, BUFFERS)"))]
-    else:
-        rows = conn.execute(Explain(statement, "EXPLAIN QUERY PLAN")).all()
-        depth = {0: -1}
-        lines = []
-        for id_, parent, _, detail in rows:
-            depth[id_] = depth.get(parent, -1) + 1
-            lines.append("  " * depth[id_] + detail)
-    return {"path": path, "sql": sql, "plan": lines}
+    """Every statement the search runs (the matches, their contents, what they include),
+    each with its plan: EXPLAIN (ANALYZE, BUFFERS) on PostgreSQL, EXPLAIN QUERY PLAN on
+    SQLite. Run after the timed rounds, on a warm cache."""
+    query = search_query(path)
+    statements: list[tuple[str, Any]] = []
+
+    def record(_c: Any, _cur: Any, statement: str, parameters: Any, _x: Any, many: bool) -> None:
+        if not many and statement.lstrip().upper().startswith("SELECT"):
+            statements.append((statement, parameters))
+
+    event.listen(conn, "before_cursor_execute", record)
+    try:
+        writing = lambda: nullcontext(SimpleNamespace(conn=conn))  # noqa: E731
+        Searcher(conn, writing, datetime.now(UTC)).page(query, "benchmark")
+    finally:
+        event.remove(conn, "before_cursor_execute", record)
+    out = []
+    for statement, parameters in statements:
+        started = time.perf_counter()
+        if conn.dialect.name == "postgresql":
+            explain = "EXPLAIN (ANALYZE, BUFFERS) " + statement
+            lines = [row[0] for row in conn.exec_driver_sql(explain, parameters)]
+        else:
+            rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
+            depth = {0: -1}
+            lines = []
+            for id_, parent, _, detail in rows:
+                depth[id_] = depth.get(parent, -1) + 1
+                lines.append("  " * depth[id_] + detail)
+        ms = round((time.perf_counter() - started) * 1000, 2)
+        out.append({"sql": statement, "explain_ms": ms, "plan": lines})
+    return {"path": path, "statements": out}
 
 
 # ---- measuring ------------------------------------------------------------------------------
@@ -242,7 +264,9 @@ def bench_size(database: str, size: str, args: argparse.Namespace, tmp: Path) ->
     with store.engine.connect() as conn:
         paths = searches(conn)
         total = conn.scalar(select(func.count()).select_from(resource))
-    server = OpenGP(url, tmp, tmp / f"opengp-{database}-{size}.log")
+    own = tmp / f"{database}-{size}"  # each server its own signing key
+    own.mkdir()
+    server = OpenGP(url, own, own / "opengp.log")
     if args.pg_options:  # e.g. "-c plan_cache_mode=force_custom_plan", for an experiment
         server.env["PGOPTIONS"] = args.pg_options
     with server:
@@ -256,7 +280,7 @@ def bench_size(database: str, size: str, args: argparse.Namespace, tmp: Path) ->
                 name,
                 lambda: Http(server.port, server.token),
                 step(paths[name]),
-                args.n // 4 if name == "everything" else args.n,
+                args.n // 4 if name in WHOLE_RECORD else args.n,
                 server.pid,
             )
             for name in LABELS
@@ -403,7 +427,16 @@ def markdown(results: dict[str, Any]) -> str:
         size = sizes[-1]
         out += ["", f"Plans on {db_name} at {size}:"]
         for found in db["sizes"][size]["plans"].values():
-            out += ["", f"`{found['path']}`", "", "```", *found["plan"], "```"]
+            out += ["", f"`{found['path']}`"]
+            for statement in found["statements"]:
+                head = " ".join(statement["sql"].split())[:160]
+                lines = statement["plan"]
+                cut = (
+                    [f"... ({len(lines) - PLAN_LINES} more lines)"]
+                    if len(lines) > PLAN_LINES
+                    else []
+                )
+                out += ["", "```", f"-- {head} ...", *lines[:PLAN_LINES], *cut, "```"]
     return "\n".join(out) + "\n"
 
 

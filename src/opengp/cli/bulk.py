@@ -31,6 +31,7 @@ from opengp.services.bulk.export import ExportRequest, run_export
 from opengp.services.bulk.importing import MODES, ImportResult, Source, run_import
 from opengp.services.bulk.manifest import MANIFEST, manifest, read_manifest, write_manifest
 from opengp.services.bulk.verify import Reconciliation, verify
+from opengp.store.sql.reindex import refresh_statistics
 
 # Who the audit trail says exported or imported from the command line.
 OPERATOR = Principal("system", "opengp-cli", "opengp command line", purpose="migration")
@@ -185,6 +186,8 @@ def cmd_import(args: argparse.Namespace) -> None:
                 workers=max(1, args.workers),
                 report=report,
             )
+        if result.loaded:
+            refresh_statistics(store.engine)  # search plans need them after a bulk load
     finally:
         store.dispose()
     _print_import(result, report)

@@ -32,9 +32,14 @@ from opengp.fhir.references import is_valid_id, parse_relative
 from opengp.search.model import ParamType, SearchParam
 from opengp.search.prefixes import PREFIXES, Prefix
 from opengp.search.ranges import RangeError, date_range, number_range
+from opengp.search.release import Release
 
 Lookup = Callable[[str, str], SearchParam | None]
 IsResourceType = Callable[[str], bool]
+# A legitimate relationship's link (access/policy.py RELATIONSHIP_LINKS): a resource of this
+# type in the patient's record refers, through this reference parameter, to the member of
+# staff; it stops counting once its `status` token is one of these codes.
+RelationshipLink = tuple[str, str, tuple[str, ...]]
 
 MAX_FORM_FIELDS = 1000
 MAX_DEPTH = 3  # links of a chain, levels of _has: bounds the joins one request may cost
@@ -225,7 +230,9 @@ class SearchQuery:
     compartment: tuple[str, tuple[str, ...]] | None = None
     withheld: frozenset[tuple[str, str]] = frozenset()
     # Only the records of patients related (links, targets: see store `is_related`).
-    related: tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]] | None = None
+    related: tuple[tuple[RelationshipLink, ...], tuple[tuple[str, str], ...]] | None = None
+    # Patients and proxies: only what the practice released to them online.
+    released: Release | None = None
 
     def self_link_pairs(self) -> tuple[tuple[str, str], ...]:
         """The accepted parameters, result parameters rendered canonically (Bundle self link)."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from opengp.search.parse import SearchQuery
+from opengp.search.parse import RelationshipLink, SearchQuery
 
 if TYPE_CHECKING:
     from opengp.store.sql.audit import AuditRow
@@ -113,7 +113,7 @@ class ReadTransaction(Protocol):
     def is_related(
         self,
         patient_id: str,
-        links: Sequence[tuple[str, str]],
+        links: Sequence[RelationshipLink],
         targets: Sequence[tuple[str, str]],
     ) -> bool:
         """Whether a resource of the patient's record of a `links` type refers, through its

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
-from sqlalchemy import Connection, and_, delete, func, select, tuple_
+from sqlalchemy import Connection, Engine, and_, delete, func, select, tuple_
 
 from opengp.fhir import jsonio
 from opengp.search.definitions.r4 import SEARCH_PARAMETERS
@@ -79,7 +79,26 @@ def reindex(store: SqlStore, progress: Progress | None = None) -> int:
         after = (rows[-1].resource_type, rows[-1].id)
         if progress:
             progress(done, total)
+    if done:
+        refresh_statistics(store.engine)
     return done
+
+
+def refresh_statistics(engine: Engine) -> None:
+    """Have the database measure its tables again (ANALYZE), after a bulk load or a
+    re-index has changed them wholesale.
+
+    The planners choose join orders and indexes by these statistics: with none (a fresh
+    load), PostgreSQL takes every search table for a few rows and SQLite picks indexes by
+    shape alone. PostgreSQL's autovacuum analyses changed tables in time, but not before
+    the first searches after a load (and not at all where it is off); SQLite never does on
+    its own. `analysis_limit` bounds SQLite's work to a sample of each index (about a
+    second at a million resources), as PostgreSQL samples too.
+    """
+    with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("PRAGMA analysis_limit = 1000")
+        conn.exec_driver_sql("ANALYZE")
 
 
 def _mark(conn: Connection) -> None:

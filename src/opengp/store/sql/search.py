@@ -1,9 +1,13 @@
 """Compile a parsed search (opengp.search.parse) into SQL over the typed index tables.
 
-Every parameter becomes `resource.id IN (SELECT resource_id FROM search_<kind> WHERE
-resource_type = :t AND param = :p AND <value condition>)`, or NOT IN for `:not` and
-`:missing=true`; the OR of a parameter's values is one such sub-select, the AND of
-parameters is several. Chains and `_has` nest the same sub-selects through
+Every parameter is the set of ids `SELECT resource_id FROM search_<kind> WHERE
+resource_type = :t AND param = :p AND <value condition>` (all but those for `:not` and
+`:missing=true`); the OR of a parameter's values is one such sub-select. Of the AND of
+parameters, the one whose kind is usually the most selective drives the search as
+`resource.id IN (...)`, and each other one is tested on the candidates it yields as a
+correlated `EXISTS` (one probe of the `(resource_type, resource_id, param)` index per
+candidate), so no parameter's whole set is listed unless it drives (see
+docs/architecture.md, "Search"). Chains and `_has` nest the same sub-selects through
 search_reference. Date, number and quantity prefixes mirror opengp.search.prefixes (the
 reference predicate) term by term on half-open ranges.
 """
@@ -12,8 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -23,13 +28,17 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Select,
+    String,
     Subquery,
     Table,
     and_,
+    column,
     delete,
+    exists,
     false,
     func,
     insert,
+    literal,
     literal_column,
     not_,
     or_,
@@ -38,8 +47,12 @@ from sqlalchemy import (
     true,
     tuple_,
     union,
+    union_all,
+    values,
 )
 from sqlalchemy.sql.base import ReadOnlyColumnCollection
+from sqlalchemy.sql.elements import UnaryExpression
+from sqlalchemy.sql.operators import custom_op
 
 from opengp.fhir.errors import BadRequest
 from opengp.search.definitions.r4 import COMPARTMENTS
@@ -57,6 +70,7 @@ from opengp.search.parse import (
     OfTypeValue,
     QuantityValue,
     ReferenceValue,
+    RelationshipLink,
     SearchQuery,
     SortKey,
     StringValue,
@@ -66,6 +80,7 @@ from opengp.search.parse import (
 )
 from opengp.search.prefixes import Prefix, approximate
 from opengp.store.base import SearchPage, StoredResource
+from opengp.store.sql.release import released
 from opengp.store.sql.search_tables import (
     FULL_TEXT_CONFIGURATION,
     fit,
@@ -155,6 +170,59 @@ def _bound(value: datetime | Decimal) -> datetime | float:
     return float(value) if isinstance(value, Decimal) else value
 
 
+# How selective a parameter of each kind usually is, most first: of a search's parameters,
+# the lowest drives it (`IN`), the others are tested per candidate (`EXISTS`). A reference
+# names one record's resources; an identifier or code a few; a name prefix more; a date or
+# number range may take in most of a type.
+_RANK = {
+    "reference": 1,
+    "token": 2,
+    "composite": 2,
+    "string": 3,
+    "uri": 3,
+    "quantity": 5,
+    "number": 5,
+    "date": 6,
+}
+_RANK_ID, _RANK_LIST, _RANK_CHAIN, _RANK_HAS, _RANK_ANY = 0, 1, 3, 4, 9
+
+
+@dataclass(frozen=True, slots=True)
+class Ids:
+    """One parameter of a search as the ids of `resource` it admits (`negated`: all but
+    those); `rank` is how selective its kind usually is (lowest first, see _RANK)."""
+
+    ids: Select[Any] | list[str]
+    negated: bool
+    rank: int
+    probe: Select[Any] | None = None  # the same ids, for `each` (see Compiler.ids)
+
+    def within(self) -> ColumnElement[bool]:
+        """`id IN (...)`: the form that drives a search from the parameter's own index."""
+        column = resource.c.id
+        return column.not_in(self.ids) if self.negated else column.in_(self.ids)
+
+    def each(self) -> ColumnElement[bool]:
+        """`EXISTS (... AND resource_id = resource.id)`: the form tested on each candidate
+        that another parameter yields, through the (resource_type, resource_id, param)
+        index, so the set is never listed in full (SQLite materialises every `IN`
+        sub-select but the one it drives from)."""
+        if isinstance(self.ids, list):
+            return self.within()
+        ids = self.ids if self.probe is None else self.probe
+        found = ids.where(ids.selected_columns[0] == resource.c.id).exists()
+        return ~found if self.negated else found
+
+
+def _combined(parts: Iterable[ColumnElement[bool] | Ids]) -> list[ColumnElement[bool]]:
+    """The AND of a search's parameters: the positive set of lowest rank drives (`IN`),
+    every other set is tested per candidate (`EXISTS`)."""
+    parts = list(parts)
+    sets = [p for p in parts if isinstance(p, Ids) and not p.negated]
+    driver = min(sets, key=lambda p: p.rank, default=None)
+    return [p.within() if p is driver else p.each() if isinstance(p, Ids) else p for p in parts]
+
+
 class Compiler:
     """Turns clauses into conditions on `resource`; `now` anchors `ap` on dates."""
 
@@ -167,26 +235,36 @@ class Compiler:
     def conditions(
         self, resource_type: str, clauses: Sequence[Clause], has: Sequence[HasClause]
     ) -> list[ColumnElement[bool]]:
-        out = [self.clause(resource_type, c) for c in clauses]
-        out += [resource.c.id.in_(self.has_ids(resource_type, h)) for h in has]
-        return out
+        parts = [self.part(resource_type, c) for c in clauses]
+        parts += [Ids(self.has_ids(resource_type, h), False, _RANK_HAS) for h in has]
+        return _combined(parts)
 
     def related_patients(
         self,
-        links: Sequence[tuple[str, str]],
+        links: Sequence[RelationshipLink],
         targets: Sequence[tuple[str, str]],
         patient_id: str | None = None,
     ) -> Select[Any]:
         """Ids of patients with a resource of a `links` type in their record that refers,
         through the link's parameter, to one of `targets` (see policy.RELATIONSHIP_LINKS)."""
         branches = []
-        for resource_type, param in links:
+        for resource_type, param, ended in links:
             link = search_reference.alias()
             where = [
                 link.c.resource_type == resource_type,
                 link.c.param == param,
                 tuple_(link.c.target_type, link.c.target_id).in_(list(targets)),
             ]
+            if ended:  # e.g. a registration that has finished
+                status = search_token.alias()
+                where.append(
+                    ~exists().where(
+                        status.c.resource_type == resource_type,
+                        status.c.resource_id == link.c.resource_id,
+                        status.c.param == "status",
+                        status.c.code.in_(ended),
+                    )
+                )
             if resource_type == "Patient":
                 if patient_id is not None:
                     where.append(link.c.resource_id == patient_id)
@@ -237,18 +315,33 @@ class Compiler:
         pairs = [(t, p) for t, params in members.items() if not types or t in types for p in params]
         r = search_reference.c
         row = tuple_(resource.c.resource_type, resource.c.id)
-        condition: ColumnElement[bool] = row.in_(
-            select(r.resource_type, r.resource_id).where(
-                r.target_type == compartment,
-                r.target_id.in_(ids),
-                tuple_(r.resource_type, r.param).in_(pairs),
-            )
+        member: ColumnElement[bool] = tuple_(r.resource_type, r.param).in_(pairs)
+        if self.dialect == "postgresql" and pairs:
+            # The (type, parameter) pairs as a table of values: PostgreSQL makes a row-value
+            # IN of a hundred pairs an OR of a hundred terms tested on every row (SQLite
+            # already reads it as such a table).
+            table_ = values(
+                column("resource_type", String), column("param", String), name="members"
+            ).data(pairs)
+            member = tuple_(r.resource_type, r.param).in_(select(table_))
+        referring: Select[Any] = select(r.resource_type, r.resource_id).where(
+            r.target_type == compartment, r.target_id.in_(ids), member
         )
-        if not types or compartment in types:
-            condition = or_(
-                condition, and_(resource.c.resource_type == compartment, resource.c.id.in_(ids))
-            )
-        return condition
+        if types and compartment not in types:
+            return row.in_(referring)
+        if self.dialect == "sqlite":
+            # SQLite drives each branch of an OR from its own index (a compound sub-select
+            # it would scan every resource for).
+            itself = and_(resource.c.resource_type == compartment, resource.c.id.in_(ids))
+            return or_(row.in_(referring), itself)
+        # PostgreSQL: the compartment's own resources as a branch of the one set, since an
+        # OR beside it keeps the set from being joined (it is hashed and every resource
+        # scanned against it).
+        own = resource.alias()
+        owned = select(literal(compartment).label("resource_type"), own.c.id).where(
+            own.c.resource_type == compartment, own.c.id.in_(ids)
+        )
+        return row.in_(union_all(referring, owned))
 
     def withheld(
         self, resource_type: str, labels: frozenset[tuple[str, str]]
@@ -265,25 +358,29 @@ class Compiler:
 
     def clause(self, resource_type: str, clause: Clause) -> ColumnElement[bool]:
         """A condition on resource.id (of `resource_type`) for one parameter."""
+        part = self.part(resource_type, clause)
+        return part.within() if isinstance(part, Ids) else part
+
+    def part(self, resource_type: str, clause: Clause) -> ColumnElement[bool] | Ids:
+        """One parameter: the ids it admits, or a condition on `resource` itself."""
         if clause.chain:
-            return resource.c.id.in_(self._chain_ids(resource_type, clause.chain, clause))
+            return Ids(self._chain_ids(resource_type, clause.chain, clause), False, _RANK_CHAIN)
         code = clause.param.code
         if code == "_id":
-            return resource.c.id.in_([_id_of(v) for v in clause.values])
+            return Ids([_id_of(v) for v in clause.values], False, _RANK_ID)
         if code == "_lastUpdated":
             t = resource.c.last_updated
             return or_(*(self._last_updated(v, t) for v in clause.values))
         if code == "_list":
             lists = [v.id for v in clause.values if isinstance(v, ReferenceValue)]
             r = search_reference.c
-            return resource.c.id.in_(
-                select(r.target_id).where(
-                    r.resource_type == "List",
-                    r.resource_id.in_(lists),
-                    r.param == "item",
-                    r.target_type == resource_type,
-                )
+            items = select(r.target_id).where(
+                r.resource_type == "List",
+                r.resource_id.in_(lists),
+                r.param == "item",
+                r.target_type == resource_type,
             )
+            return Ids(items, False, _RANK_LIST)
         if code in ("_text", "_content"):
             column = "narrative" if code == "_text" else "content"
             texts = [v.text for v in clause.values if isinstance(v, StringValue)]
@@ -291,37 +388,62 @@ class Compiler:
         negate = clause.modifier == "not" or any(
             isinstance(v, MissingValue) and v.missing for v in clause.values
         )
-        ids = self.ids(resource_type, clause)
-        return resource.c.id.not_in(ids) if negate else resource.c.id.in_(ids)
+        kind = clause.param.type
+        rank = _RANK_ANY if clause.modifier in ("missing", "contains") else _RANK.get(kind, 5)
+        if clause.modifier == "identifier":
+            rank = _RANK["reference"]
+        probe = self.ids(resource_type, clause, probe=True)
+        return Ids(self.ids(resource_type, clause), negate, rank, probe)
 
-    def ids(self, resource_type: str, clause: Clause) -> Select[Any]:
+    def ids(self, resource_type: str, clause: Clause, probe: bool = False) -> Select[Any]:
         """Ids of `resource_type` with a value of the parameter matching one of the values
-        (for :missing, with any value at all)."""
+        (for :missing, with any value at all).
+
+        `probe`: for testing one candidate at a time (`Ids.each`). On SQLite its `param`
+        is then written `+param`, which SQLite never answers from an index, so the probe
+        takes the (resource_type, resource_id, ...) index whatever its statistics say;
+        without statistics it would take the value index, scanning every resource with
+        that value once per candidate.
+        """
         param = clause.param
         table = search_token if clause.modifier == "identifier" else _table_of(param)
         c = table.c
+        p = self._owner_param(c) if probe else c.param
         matches: list[ColumnElement[bool]] = []
         for value in clause.values:
             if isinstance(value, MissingValue):
-                matches.append(c.param == param.code)
+                matches.append(p == param.code)
             elif isinstance(value, CompositeValue):
                 key, last = _composite_key(param, value)
-                matches.append(and_(c.param == fit(key), self._value(c, last, None)))
+                matches.append(and_(p == fit(key), self._value(c, last, None)))
             elif clause.modifier == "identifier":
-                matches.append(
-                    and_(c.param == f"{param.code}:identifier", self._value(c, value, None))
-                )
+                matches.append(and_(p == f"{param.code}:identifier", self._value(c, value, None)))
             elif isinstance(value, OfTypeValue):
                 matches.append(
                     and_(
-                        c.param == f"{param.code}:of-type",
+                        p == f"{param.code}:of-type",
                         c.system == fit(value.type_system),
                         c.code == fit(f"{value.type_code}|{value.value}"),
                     )
                 )
+            elif isinstance(value, ReferenceValue):
+                parts = self._reference(c, value, clause.modifier)
+                matches += [and_(p == param.code, part) for part in parts]
             else:
-                matches.append(and_(c.param == param.code, self._value(c, value, clause.modifier)))
-        return select(c.resource_id).where(c.resource_type == resource_type, or_(*matches))
+                matches.append(and_(p == param.code, self._value(c, value, clause.modifier)))
+        # Type and parameter inside each alternative: SQLite answers an OR branch by branch
+        # from the value index only when every branch names the whole index prefix.
+        return select(c.resource_id).where(
+            or_(*(and_(c.resource_type == resource_type, match) for match in matches))
+        )
+
+    def _owner_param(self, c: ReadOnlyColumnCollection[str, Column[Any]]) -> ColumnElement[Any]:
+        """`param`, in a sub-select that reads one resource's rows: `+param` on SQLite, which
+        it never answers from an index, so it takes the owner index even without
+        statistics."""
+        if self.dialect != "sqlite":
+            return c.param
+        return UnaryExpression(c.param, operator=custom_op("+"), type_=c.param.type)
 
     def _value(
         self, c: ReadOnlyColumnCollection[str, Column[Any]], value: Value, modifier: str | None
@@ -360,33 +482,43 @@ class Compiler:
                 elif code is not None:
                     quantity.append(or_(c.code == fit(code), c.unit == fit(normalise(code))))
                 return and_(*quantity)
-            case ReferenceValue(type=type_, id=id_, url=url, version=version):
-                if modifier not in (None, "above", "below", "missing"):
-                    type_ = modifier  # subject:Patient=123
-                if modifier in ("above", "below") and url is not None:
-                    return _uri_hierarchy(c.url, url, modifier)
-                parts: list[ColumnElement[bool]] = []
-                if id_ is not None:
-                    local: ColumnElement[bool] = c.target_id == id_
-                    if type_ is not None:
-                        local = and_(local, c.target_type == type_)
-                    parts.append(local)
-                    if type_ is not None and url is None:
-                        # A relative canonical (`Questionnaire/phq9`) is indexed as its URL.
-                        parts.append(c.url == fit(f"{type_}/{id_}"))
-                if url is not None:
-                    by_url: ColumnElement[bool] = c.url == fit(url)
-                    # A canonical's `|version` must match; a `/_history/` version is part of
-                    # the URL itself (a [base]/Type/id canonical has both an id and a version).
-                    if version is not None and not url.endswith(f"/_history/{version}"):
-                        by_url = and_(by_url, c.version == fit(version))
-                    parts.append(by_url)
-                return or_(false(), *parts)
+            case ReferenceValue():
+                return or_(false(), *self._reference(c, value, modifier))
             case UriValue(uri=uri):
                 if modifier in ("above", "below"):
                     return _uri_hierarchy(c.uri, uri, modifier)
                 return c.uri == fit(uri)
         raise BadRequest(f"a {type(value).__name__} cannot be searched this way")
+
+    def _reference(
+        self,
+        c: ReadOnlyColumnCollection[str, Column[Any]],
+        value: ReferenceValue,
+        modifier: str | None,
+    ) -> list[ColumnElement[bool]]:
+        """The alternatives (any may match) for a reference value on search_reference."""
+        type_, id_, url, version = value.type, value.id, value.url, value.version
+        if modifier not in (None, "above", "below", "missing"):
+            type_ = modifier  # subject:Patient=123
+        if modifier in ("above", "below") and url is not None:
+            return [_uri_hierarchy(c.url, url, modifier)]
+        parts: list[ColumnElement[bool]] = []
+        if id_ is not None:
+            local: ColumnElement[bool] = c.target_id == id_
+            if type_ is not None:
+                local = and_(local, c.target_type == type_)
+            parts.append(local)
+            if type_ is not None and url is None:
+                # A relative canonical (`Questionnaire/phq9`) is indexed as its URL.
+                parts.append(c.url == fit(f"{type_}/{id_}"))
+        if url is not None:
+            by_url: ColumnElement[bool] = c.url == fit(url)
+            # A canonical's `|version` must match; a `/_history/` version is part of
+            # the URL itself (a [base]/Type/id canonical has both an id and a version).
+            if version is not None and not url.endswith(f"/_history/{version}"):
+                by_url = and_(by_url, c.version == fit(version))
+            parts.append(by_url)
+        return parts
 
     def _words(self, resource_type: str, field: str, text: str) -> ColumnElement[bool]:
         """Resources whose narrative or content (`field`) holds every word of `text`."""
@@ -464,9 +596,10 @@ class Compiler:
         self, resource_type: str | None, key: SortKey
     ) -> tuple[ColumnElement[Any], Subquery | None]:
         """What to order by for one key: a column of `resource`, or the least (ascending) or
-        greatest (descending) of each resource's values of the parameter, aggregated once
-        in a sub-select to join (a correlated sub-select per row is quadratic on SQLite,
-        whose planner picks the value index for it)."""
+        greatest (descending) of each resource's values of the parameter, a sub-select
+        correlated on each match through the owner index (so a sort costs the matches, not
+        every value of the parameter: aggregating them all to join took 180 ms of CPU for one
+        patient's observations by date at 100k resources on SQLite)."""
         code = key.param.code
         if code == "_id":
             return resource.c.id, None
@@ -474,16 +607,16 @@ class Compiler:
             return resource.c.last_updated, None
         c = _table_of(key.param).c
         pick = func.max if key.descending else func.min
-        where = [c.param == code]
-        if resource_type is not None:
-            where.append(c.resource_type == resource_type)
-        values = (
-            select(c.resource_type, c.resource_id, pick(_SORT_COLUMN[key.param.type](c)).label("k"))
-            .where(*where)
-            .group_by(c.resource_type, c.resource_id)
-            .subquery()
+        value = (
+            select(pick(_SORT_COLUMN[key.param.type](c)))
+            .where(
+                c.resource_type == resource.c.resource_type,
+                c.resource_id == resource.c.id,
+                self._owner_param(c) == code,
+            )
+            .scalar_subquery()
         )
-        return values.c.k, values
+        return value, None
 
 
 _SORT_COLUMN = {
@@ -532,6 +665,17 @@ def _uri_hierarchy(column: ColumnElement[Any], uri: str, modifier: str) -> Colum
     return column.in_([fit(p) for p in parents])
 
 
+def _keys_in(
+    type_column: ColumnElement[Any], id_column: ColumnElement[Any], keys: Iterable[tuple[str, str]]
+) -> ColumnElement[bool]:
+    """(type, id) is one of `keys`, written `type = t AND id IN (...)` per type: a
+    row-value `IN` of many pairs makes SQLite scan the whole table."""
+    by_type: dict[str, list[str]] = {}
+    for type_, id_ in keys:
+        by_type.setdefault(type_, []).append(id_)
+    return or_(false(), *(and_(type_column == t, id_column.in_(ids)) for t, ids in by_type.items()))
+
+
 def _id_of(value: Value) -> str:
     if isinstance(value, TokenValue) and value.code is not None:
         return value.code
@@ -562,7 +706,7 @@ def _cursor_parts(value: str) -> tuple[str, int]:
 def query_digest(query: SearchQuery) -> str:
     """What a snapshot answers: the search without its cursor and page size."""
     pairs = [(k, v) for k, v in query.self_link_pairs() if k not in ("_cursor", "_count")]
-    scope = (query.resource_type, query.compartment, sorted(query.withheld))
+    scope = (query.resource_type, query.compartment, sorted(query.withheld), query.released)
     return hashlib.sha256(repr((scope, pairs)).encode()).hexdigest()
 
 
@@ -595,6 +739,8 @@ class Searcher:
             if query.related is not None:
                 patients = self.compiler.related_patients(*query.related)
                 where.append(self.compiler.in_compartment(query.resource_type, "Patient", patients))
+            if query.released is not None:
+                where.append(released(query.resource_type, query.released))
         else:
             if query.types:
                 where.append(r.resource_type.in_(query.types))
@@ -606,6 +752,8 @@ class Searcher:
             if query.related is not None:
                 patients = self.compiler.related_patients(*query.related)
                 where.append(self.compiler.in_compartment_any(query.types, "Patient", patients))
+            if query.released is not None:
+                where.append(released(None, query.released))
             # Common parameters, correlated on each row's own type.
             where += self.compiler.conditions(r.resource_type, query.clauses, query.has)  # type: ignore[arg-type]
         return where
@@ -739,7 +887,7 @@ class Searcher:
             return []
         r = resource.c
         rows = self.conn.execute(
-            select(resource).where(tuple_(r.resource_type, r.id).in_(list(keys)), ~r.deleted)
+            select(resource).where(_keys_in(r.resource_type, r.id, keys), ~r.deleted)
         )
         found = {(row.resource_type, row.id): row for row in rows}
         return [
@@ -784,7 +932,7 @@ class Searcher:
         if not sources:
             return []
         where: list[ColumnElement[bool]] = [
-            tuple_(r.resource_type, r.resource_id).in_(sources),
+            _keys_in(r.resource_type, r.resource_id, sources),
             r.target_id.is_not(None),
             r.target_type.is_not(None),
         ]
@@ -799,12 +947,14 @@ class Searcher:
         self, include: Include, frontier: Sequence[tuple[str, str]]
     ) -> list[tuple[str, str]]:
         r = search_reference.c
-        where: list[ColumnElement[bool]] = [tuple_(r.target_type, r.target_id).in_(list(frontier))]
+        where: list[ColumnElement[bool]] = [_keys_in(r.target_type, r.target_id, frontier)]
         if include.source_type is not None:
             where.append(r.resource_type == include.source_type)
         if include.param is not None:
             where.append(r.param == include.param.code)
         if include.target_type is not None:
             where.append(r.target_type == include.target_type)
-        rows = self.conn.execute(select(r.resource_type, r.resource_id).where(*where).distinct())
-        return [(row.resource_type, row.resource_id) for row in rows]
+        # Not DISTINCT (`included` drops repeats): SQLite would read the whole type in
+        # (resource_type, resource_id) order for it rather than use the target index.
+        rows = self.conn.execute(select(r.resource_type, r.resource_id).where(*where))
+        return list(dict.fromkeys((row.resource_type, row.resource_id) for row in rows))

@@ -25,7 +25,7 @@ from opengp.fhir import jsonio
 from opengp.fhir.datetimes import instant
 from opengp.search import fulltext
 from opengp.search.extract import index_rows
-from opengp.search.parse import SearchQuery
+from opengp.search.parse import RelationshipLink, SearchQuery
 from opengp.store.base import (
     AuditRecord,
     HistoryEntry,
@@ -159,7 +159,7 @@ class SqlReadTransaction:
     def is_related(
         self,
         patient_id: str,
-        links: Sequence[tuple[str, str]],
+        links: Sequence[RelationshipLink],
         targets: Sequence[tuple[str, str]],
     ) -> bool:
         compiler = Compiler(utc_now_ms(), self.conn.dialect.name)
