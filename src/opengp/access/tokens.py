@@ -44,6 +44,7 @@ from sqlalchemy import Connection, delete, select
 
 from opengp.access.keys import SigningKey
 from opengp.access.principal import Principal
+from opengp.access.revocation import revocations
 from opengp.store.sql import dialects
 from opengp.store.sql.access_tables import revoked_token
 
@@ -147,9 +148,9 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):  # type: ignore[misc]
 
 
 # Tokens whose signature has been verified, by the exact token and key: a client sends the
-# same token for minutes, and the signature check is most of a token's cost. Only the
-# signature is remembered; every claim (expiry, issuer, audience) and revocation is checked
-# on every request.
+# same token for minutes, and the signature check is most of a token's cost. The signature
+# is remembered here, the checked claims in `_ACCEPTED`; expiry and revocation are checked on
+# every request.
 _VERIFIED: OrderedDict[tuple[str, str], jwt.Token] = OrderedDict()
 _VERIFIED_MAX = 4096
 _VERIFIED_LOCK = threading.Lock()
@@ -170,6 +171,20 @@ def _decode(token: str, key: SigningKey) -> jwt.Token:
     return decoded
 
 
+# Tokens accepted before, by the exact token, key, issuer and audience: everything about them
+# but time and revocation is settled once. While the clock is within the window the claims
+# were checked in, the answer is the same; outside it the full check runs again and says
+# why (expired, not yet valid).
+_ACCEPTED: OrderedDict[tuple[str, str, str, str], AccessClaims] = OrderedDict()
+
+
+def _in_time(claims: dict[str, Any], now: int) -> bool:
+    """What joserfc's exp, iat and nbf checks accept (leeway included)."""
+    expires: float = claims["exp"]
+    starts: float = max(claims["iat"], claims.get("nbf", claims["iat"]))
+    return expires > now - LEEWAY_SECONDS and starts <= now + LEEWAY_SECONDS
+
+
 def verify_access_token(
     token: str, authority: TokenAuthority, conn: Connection, *, now: datetime | None = None
 ) -> AccessClaims:
@@ -177,9 +192,24 @@ def verify_access_token(
 
     Checks, in order: a compact JWS with our algorithm (never `none`), our signature,
     typ at+jwt, issuer, audience, expiry and the other required claims, and that its jti was
-    not revoked (which needs `conn`, a connection to the store).
+    not revoked (the database `conn` connects to: `revocation.revocations`).
     """
-    moment = now or datetime.now(UTC)
+    moment = int((now or datetime.now(UTC)).timestamp())
+    cache_key = (token, authority.key.kid, authority.issuer, authority.audience)
+    with _VERIFIED_LOCK:
+        accepted = _ACCEPTED.get(cache_key)
+    if accepted is None or not _in_time(accepted.claims, moment):
+        accepted = _check_claims(token, authority, moment)
+        with _VERIFIED_LOCK:
+            _ACCEPTED[cache_key] = accepted
+            while len(_ACCEPTED) > _VERIFIED_MAX:
+                _ACCEPTED.popitem(last=False)
+    if revocations(conn.engine).is_revoked(conn, accepted.jti):
+        raise TokenRejected("revoked", "the token was revoked")
+    return accepted
+
+
+def _check_claims(token: str, authority: TokenAuthority, now: int) -> AccessClaims:
     try:
         decoded = _decode(token, authority.key)
     except UnsupportedAlgorithmError as exc:
@@ -194,7 +224,7 @@ def verify_access_token(
     options: dict[str, ClaimsOption] = {name: {"essential": True} for name in REQUIRED_CLAIMS}
     options["iss"] = {"essential": True, "value": authority.issuer}
     options["aud"] = {"essential": True, "value": authority.audience}
-    registry = jwt.JWTClaimsRegistry(now=int(moment.timestamp()), leeway=LEEWAY_SECONDS, **options)
+    registry = jwt.JWTClaimsRegistry(now=now, leeway=LEEWAY_SECONDS, **options)
     try:
         registry.validate(claims)
     except ExpiredTokenError:
@@ -205,8 +235,6 @@ def verify_access_token(
         raise _claim_error(exc) from None
     if not isinstance(claims["client_id"], str) or not isinstance(claims["scope"], str):
         raise TokenRejected("missing-claim", "client_id and scope must be strings")
-    if is_revoked(conn, claims["jti"]):
-        raise TokenRejected("revoked", "the token was revoked")
     return AccessClaims(
         issuer=claims["iss"],
         audience=authority.audience,
@@ -233,6 +261,7 @@ def _claim_error(exc: InvalidClaimError) -> TokenRejected:
 
 
 def is_revoked(conn: Connection, jti: str) -> bool:
+    """Whether the table lists `jti` now (requests use the in-memory `revocations`)."""
     query = select(revoked_token.c.jti).where(revoked_token.c.jti == jti)
     return conn.execute(query).first() is not None
 
@@ -245,3 +274,4 @@ def revoke(conn: Connection, jti: str, expires: datetime, now: datetime) -> None
     conn.execute(delete(revoked_token).where(revoked_token.c.expires < now))
     insert = dialects.insert_or_ignore(revoked_token, conn.dialect.name)
     conn.execute(insert, {"jti": jti, "expires": expires})
+    revocations(conn.engine).note(jti)  # refused here at once, not at the next re-read
