@@ -333,6 +333,26 @@ def reset_password(conn: Connection, user_id: str, *, hasher: Hasher = STRONG) -
     return password
 
 
+def reset_second_factor(conn: Connection, user_id: str) -> CreatedUser:
+    """Replace the account's authenticator (TOTP) secret, e.g. after a lost phone: the old
+    app's codes stop working. Returns the new secret and its otpauth URI, to be shown once
+    (in a `CreatedUser` with no password)."""
+    row = _existing(conn, user_id)
+    secret = totp.new_secret()
+    conn.execute(
+        update(user_account)
+        .where(user_account.c.id == user_id)
+        .values(totp_secret=secret, totp_last_step=None)
+    )
+    return CreatedUser(
+        user_id=user_id,
+        username=row.username,
+        one_time_password="",
+        totp_secret=secret,
+        totp_uri=totp.provisioning_uri(secret, row.username),
+    )
+
+
 def _unused_step(query: Update, step: int) -> Update:
     """`query` restricted to an account that has not accepted a code of `step` or later.
 

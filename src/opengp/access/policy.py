@@ -12,10 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import Enum
+from typing import Any
 
 from opengp.access.principal import Principal
+from opengp.search.definitions.r4 import COMPARTMENTS
+from opengp.search.extract import index_rows
+from opengp.search.model import DateRow
+from opengp.search.parse import RelationshipLink
+from opengp.search.ranges import date_range
+from opengp.search.release import Release
 
 # Interactions by the SMART v2 permission they need (c r u d s).
 PERMISSION = {
@@ -94,12 +101,14 @@ PATIENT_TABLE = ROLE_TABLE.pop("PATIENT")
 # role they act in. Registered at the practice (the patient's managing organisation or
 # general practitioner, or a registration EpisodeOfCare), booked with them (Appointment), or
 # referred to them (ServiceRequest).
-RELATIONSHIP_LINKS: tuple[tuple[str, str], ...] = (
-    ("Patient", "organization"),
-    ("Patient", "general-practitioner"),
-    ("EpisodeOfCare", "organization"),
-    ("Appointment", "actor"),
-    ("ServiceRequest", "performer"),
+# A registration that has ended no longer counts (services/fhir/registration.py also takes
+# the practice off the Patient then).
+RELATIONSHIP_LINKS: tuple[RelationshipLink, ...] = (
+    ("Patient", "organization", ()),
+    ("Patient", "general-practitioner", ()),
+    ("EpisodeOfCare", "organization", ("finished", "cancelled", "entered-in-error")),
+    ("Appointment", "actor", ()),
+    ("ServiceRequest", "performer", ()),
 )
 
 
@@ -112,6 +121,15 @@ def relationship_targets(principal: Principal) -> tuple[tuple[str, str], ...]:
         if kind in ("Practitioner", "PractitionerRole") and id:
             refs.append((kind, id))
     return tuple(refs)
+
+
+# Roles that manage the practice's accounts (add staff, reset passwords and second factors,
+# disable and enable, set patients' online access): Systems Support. They see no records.
+ACCOUNT_MANAGER_ROLES = frozenset({"R8015"})
+
+
+def may_manage_accounts(principal: Principal) -> bool:
+    return principal.kind == "staff" and not ACCOUNT_MANAGER_ROLES.isdisjoint(principal.roles)
 
 
 # Roles that may break the glass: registered clinicians acting in direct care.
@@ -138,6 +156,7 @@ class Request:
     resource_type: str
     patient_id: str | None = None  # whose compartment the target is in, when known
     security: frozenset[tuple[str, str]] = frozenset()  # the target's meta.security labels
+    dated: datetime | None = None  # the target's date, by ENTRY_DATE (online access)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +199,146 @@ def glass_broken(principal: Principal, patient_id: str, now: datetime) -> bool:
     )
 
 
+# ---- online record access: what the practice released to a patient online ----------------
+# NHS England's GP online record access: per patient, a level of access to the record, and
+# whether it covers the whole history or only entries from the day it was given
+# (prospective access); a proxy's access may be narrower than the patient's own. The
+# level applies to clinical entries; the patient's details, appointments and who accessed
+# the record are shown whatever it is. https://www.england.nhs.uk/long-read/
+# access-to-patient-records-through-the-nhs-app/ and the GP contract's online services.
+
+
+class OnlineLevel(Enum):
+    NONE = "none"  # no clinical entries online
+    SUMMARY = "summary"  # summary information: allergies, medications, immunisations
+    DETAILED = "detailed"  # the detailed coded record
+
+
+LEVEL_NAMES = {
+    OnlineLevel.NONE: "No online access to the record",
+    OnlineLevel.SUMMARY: "Summary information (allergies, medications, immunisations)",
+    OnlineLevel.DETAILED: "The detailed coded record",
+}
+_RANK = {level: rank for rank, level in enumerate(OnlineLevel)}
+
+# Every type of clinical entry in a patient's record (the Patient compartment, less the
+# categories shown whatever the level).
+RECORD_TYPES = frozenset(t for t in COMPARTMENTS["Patient"] if t not in CATEGORY_OF)
+SUMMARY_TYPES = frozenset(
+    {
+        "AllergyIntolerance",
+        "Immunization",
+        "MedicationAdministration",
+        "MedicationDispense",
+        "MedicationRequest",
+        "MedicationStatement",
+    }
+)
+# Free text, letters and documents: beyond the detailed coded record.
+FREE_TEXT_TYPES = frozenset(
+    {
+        "Communication",
+        "CommunicationRequest",
+        "Composition",
+        "DocumentManifest",
+        "DocumentReference",
+        "Media",
+        "QuestionnaireResponse",
+    }
+)
+RELEASED_TYPES = {
+    OnlineLevel.NONE: frozenset[str](),
+    OnlineLevel.SUMMARY: SUMMARY_TYPES & RECORD_TYPES,
+    OnlineLevel.DETAILED: RECORD_TYPES - FREE_TEXT_TYPES,
+}
+# The date an entry is dated by, for prospective access: the date search parameter of its
+# type (when it was recorded where FHIR says, else when it happened). An entry of a type
+# not listed, or without that date, is hidden under prospective access (the safe side).
+ENTRY_DATE: dict[str, str] = {
+    "AdverseEvent": "date",
+    "AllergyIntolerance": "date",  # recordedDate
+    "CarePlan": "date",
+    "ClinicalImpression": "date",
+    "Condition": "recorded-date",
+    "Communication": "sent",
+    "Composition": "date",
+    "Consent": "date",
+    "DiagnosticReport": "issued",
+    "DocumentReference": "date",
+    "Encounter": "date",
+    "FamilyMemberHistory": "date",
+    "Flag": "date",
+    "ImagingStudy": "started",
+    "Immunization": "date",
+    "MedicationAdministration": "effective-time",
+    "MedicationDispense": "whenhandedover",
+    "MedicationRequest": "authoredon",
+    "MedicationStatement": "effective",
+    "Observation": "date",
+    "Procedure": "date",
+    "RiskAssessment": "date",
+    "ServiceRequest": "authored",
+    "Specimen": "collected",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class OnlineRecordAccess:
+    """What of their record a patient (or a proxy) sees online: a level, and for prospective
+    access the day from which entries are shown (None: the full history)."""
+
+    level: OnlineLevel
+    since: date | None = None
+
+    @property
+    def released_types(self) -> frozenset[str]:
+        return RELEASED_TYPES[self.level]
+
+    def narrowed(self, other: OnlineRecordAccess) -> OnlineRecordAccess:
+        """What both allow: the lower level, the later start."""
+        level = min(self.level, other.level, key=_RANK.__getitem__)
+        starts = [d for d in (self.since, other.since) if d is not None]
+        return OnlineRecordAccess(level, max(starts) if starts else None)
+
+    def since_instant(self) -> datetime | None:
+        return None if self.since is None else date_range(self.since.isoformat())[0]
+
+    def covers(self, resource_type: str, dated: datetime | None) -> bool:
+        """Whether an entry of this type and date is released."""
+        if category(resource_type) is not Category.CLINICAL:
+            return True
+        if resource_type not in self.released_types:
+            return False
+        start = self.since_instant()
+        return start is None or (dated is not None and dated >= start)
+
+    def release(self) -> Release:
+        """The same rule as a search restriction (opengp.search.release)."""
+        return Release(
+            unrestricted=frozenset(CATEGORY_OF),
+            released=self.released_types,
+            since=self.since_instant(),
+            dated_by=tuple(sorted(ENTRY_DATE.items())),
+        )
+
+
+# When the practice has set no default: the detailed coded record, full history (what a
+# practice that has not restricted online access shows). A practice sets its own default
+# (opengp.access.online_access), and each patient's level replaces it.
+BUILT_IN_DEFAULT = OnlineRecordAccess(OnlineLevel.DETAILED)
+NO_ONLINE_ACCESS = OnlineRecordAccess(OnlineLevel.NONE)
+
+
+def entry_date(resource: dict[str, Any]) -> datetime | None:
+    """The latest start of the entry's ENTRY_DATE values (as the search index has them:
+    a search matches an entry with any value on or after a date)."""
+    param = ENTRY_DATE.get(str(resource.get("resourceType")))
+    if param is None:
+        return None
+    lows = [r.low for r in index_rows(resource) if isinstance(r, DateRow) and r.param == param]
+    return max(lows, default=None)
+
+
 def decide(
     principal: Principal,
     request: Request,
@@ -188,7 +347,11 @@ def decide(
     relationship: Relationship,
     now: datetime,
     proxy_patients: frozenset[str] = frozenset(),
+    online: OnlineRecordAccess | None = None,
 ) -> Decision:
+    """Whether `principal` may make `request`. `online`: what the practice released online
+    to a patient or proxy, for a read of one entry (their searches carry the same rule as
+    a search restriction, `OnlineRecordAccess.release`)."""
     permission = PERMISSION.get(request.interaction)
     if permission is None:
         return Decision(False, f"unknown interaction {request.interaction!r}")
@@ -199,7 +362,7 @@ def decide(
     ):
         return Decision(False, "the access token's scopes do not cover this")
     if principal.kind in ("patient", "proxy"):
-        return _for_patient(principal, request, cat, permission, proxy_patients)
+        return _for_patient(principal, request, cat, permission, proxy_patients, online)
     if principal.kind == "system":
         # Scopes and purpose are the whole grant of a system client (checked above).
         return Decision(True, f"system client ({principal.purpose or 'direct-care'})")
@@ -222,6 +385,7 @@ def _for_patient(
     cat: Category,
     permission: str,
     proxy_patients: frozenset[str],
+    online: OnlineRecordAccess | None,
 ) -> Decision:
     allowed_patients = proxy_patients if principal.kind == "proxy" else {principal.patient_id}
     if request.patient_id is None or request.patient_id not in allowed_patients:
@@ -230,4 +394,6 @@ def _for_patient(
         return Decision(False, f"patients may not {request.interaction} {cat.value} records")
     if is_sensitive(request.security):
         return Decision(False, "withheld from online access")
+    if online is not None and not online.covers(request.resource_type, request.dated):
+        return Decision(False, "not released to them online")
     return Decision(True, "the patient's own record")

@@ -53,7 +53,7 @@ def create_demo_accounts(
             with_totp=True,
         )
         out.append(DemoAccount(f"{label}: {member.name}", created))
-    adult, proxy = _patient_and_proxy(config, practice)
+    adult, proxy = patient_and_proxy(config, practice)
     if adult is not None:
         patient_id, name = adult
         created = create_user(
@@ -83,7 +83,7 @@ def create_demo_accounts(
 Named = tuple[str, str]  # (id, display name)
 
 
-def _patient_and_proxy(
+def patient_and_proxy(
     config: DemoConfig, practice: Practice
 ) -> tuple[Named | None, tuple[Named, str, str] | None]:
     """The first living adult patient, and the first child with a parent holding proxy

@@ -15,6 +15,7 @@ from typing import Any
 from opengp.demo.appointments import appointment_book
 from opengp.demo.clinical import patient_record
 from opengp.demo.model import DemoConfig, Practice
+from opengp.demo.online import online_access_consents
 from opengp.demo.people import patient_summary
 from opengp.demo.practice import build_practice
 
@@ -23,7 +24,7 @@ APPOINTMENT_CHUNK = 500
 
 @dataclass(frozen=True, slots=True)
 class Part:
-    kind: str  # "practice" | "patient" | "appointments"
+    kind: str  # "practice" | "patient" | "online-access" | "appointments"
     resources: list[dict[str, Any]]
 
 
@@ -43,6 +44,7 @@ def generate(config: DemoConfig) -> Iterator[Part]:
     for index in range(config.patients):
         summary = patient_summary(config, index, practice)
         yield Part("patient", list(patient_record(config, practice, summary)))
+    yield Part("online-access", online_access_consents(config, practice))
     book = appointment_book(
         config, practice, config.patients, lambda i: patient_summary(config, i, practice)
     )

@@ -12,13 +12,14 @@ from typing import Any
 
 import orjson
 
-from opengp.access import policy
+from opengp.access import online_access, policy
 from opengp.access.audit import AuditEntry, Outcome, entry_for, parameter_names
 from opengp.access.principal import Principal
 from opengp.access.scopes import allows
 from opengp.fhir.errors import Concealed, FhirError, Forbidden
 from opengp.search.definitions.r4 import COMPARTMENTS
 from opengp.search.extract import compartment_owners
+from opengp.search.release import Release
 from opengp.services.fhir.messages import FhirRequest, FhirResponse
 from opengp.store import ReadTransaction, ResourceStore, StoredResource
 
@@ -49,14 +50,34 @@ def unrelated(principal: Principal, patient_id: str) -> bool:
     return False
 
 
+class Records:
+    """What the policy needs to know from the records, on `tx`, each answer looked up once:
+    as a `policy.Relationship`, the legitimate-relationship check of
+    policy.RELATIONSHIP_LINKS; and what a patient or proxy was released online."""
+
+    def __init__(self, tx: ReadTransaction) -> None:
+        self.tx = tx
+        self._related: dict[tuple[str, str], bool] = {}
+        self._online: dict[tuple[str, str], policy.OnlineRecordAccess] = {}
+
+    def __call__(self, principal: Principal, patient_id: str) -> bool:
+        key = (principal.label, patient_id)
+        if key not in self._related:
+            targets = policy.relationship_targets(principal)
+            self._related[key] = self.tx.is_related(patient_id, policy.RELATIONSHIP_LINKS, targets)
+        return self._related[key]
+
+    def online(self, principal: Principal, patient_id: str) -> policy.OnlineRecordAccess:
+        key = (principal.label, patient_id)
+        if key not in self._online:
+            self._online[key] = online_access.online_access(self.tx, principal, patient_id)
+        return self._online[key]
+
+
 def relationships(tx: ReadTransaction) -> policy.Relationship:
-    """The legitimate-relationship check of policy.RELATIONSHIP_LINKS, on `tx`."""
-
-    def related(principal: Principal, patient_id: str) -> bool:
-        targets = policy.relationship_targets(principal)
-        return tx.is_related(patient_id, policy.RELATIONSHIP_LINKS, targets)
-
-    return related
+    """The legitimate-relationship check of policy.RELATIONSHIP_LINKS, on `tx` (and, for
+    patients' reads, what they were released online: `Records`)."""
+    return Records(tx)
 
 
 # Reads by id by patients, proxies and staff: the resource is fetched first, because whose
@@ -94,10 +115,14 @@ def authorize_route(
     )
 
 
-def search_scope(principal: Principal, resource_type: str | None) -> dict[str, Any]:
+def search_scope(
+    principal: Principal, resource_type: str | None, tx: ReadTransaction | None = None
+) -> dict[str, Any]:
     """What a search by `principal` is limited to, as SearchQuery fields. Patients and
-    proxies search only their own record, without what is withheld from them online; staff
-    only the records of patients they have a legitimate relationship with."""
+    proxies search only their own record, without what is withheld from them online, and
+    only what the practice released to them online (looked up on `tx`; without it, no
+    clinical entries); staff only the records of patients they have a legitimate
+    relationship with."""
     in_records = resource_type is None or resource_type == "Patient"
     in_records = in_records or resource_type in PATIENT_COMPARTMENT
     if principal.kind == "staff":
@@ -112,7 +137,16 @@ def search_scope(principal: Principal, resource_type: str | None) -> dict[str, A
     return {
         "compartment": ("Patient", (principal.patient_id,)),
         "withheld": policy.SENSITIVE_LABELS,
+        "released": released_online(principal, principal.patient_id, tx),
     }
+
+
+def released_online(principal: Principal, patient_id: str, tx: ReadTransaction | None) -> Release:
+    """The search restriction of what `principal` was released online of `patient_id`'s
+    record (without `tx` to look it up: no clinical entries)."""
+    if tx is None:
+        return policy.NO_ONLINE_ACCESS.release()
+    return online_access.online_access(tx, principal, patient_id).release()
 
 
 def checks_after_reading(principal: Principal, interaction: str) -> bool:
@@ -137,11 +171,13 @@ def authorize(
     patient_id: str | None = None,
     security: frozenset[tuple[str, str]] = frozenset(),
     relationship: policy.Relationship = unrelated,
+    dated: datetime | None = None,
+    online: policy.OnlineRecordAccess | None = None,
 ) -> None:
     action = ACTIONS.get(interaction)
     if action is None:
         return  # capabilities, Bundles (their entries are authorised one by one)
-    request = policy.Request(action, resource_type or "*", patient_id, security)
+    request = policy.Request(action, resource_type or "*", patient_id, security, dated)
     proxied = frozenset({principal.patient_id}) if principal.patient_id else frozenset()
     decision = policy.decide(
         principal,
@@ -150,6 +186,7 @@ def authorize(
         relationship=relationship,
         now=datetime.now(UTC),
         proxy_patients=proxied if principal.kind == "proxy" else frozenset(),
+        online=online,
     )
     if not decision:
         raise Forbidden(f"not allowed: {decision.reason}")
@@ -162,13 +199,7 @@ def visibility(
     (`_include`, `_revinclude`): checked one by one, like a read, relationships memoised."""
     if principal is None:
         return lambda stored: False
-    known: dict[str, bool] = {}
-    check = relationships(tx)
-
-    def related(who: Principal, patient_id: str) -> bool:
-        if patient_id not in known:
-            known[patient_id] = check(who, patient_id)
-        return known[patient_id]
+    related = Records(tx)
 
     def may_see(stored: StoredResource) -> bool:
         try:
@@ -193,6 +224,14 @@ def authorize_read(
     if stored is None:
         return
     patient_id, security = _record_of(stored.resource_type, stored.id, stored.content, principal)
+    dated, online = None, None
+    if principal.kind in ("patient", "proxy") and patient_id is not None:
+        # What the practice released online: looked up on the request's transaction (no
+        # transaction to look it up on: nothing clinical).
+        records = relationship if isinstance(relationship, Records) else None
+        online = records.online(principal, patient_id) if records else policy.NO_ONLINE_ACCESS
+        if stored.content is not None:
+            dated = policy.entry_date(orjson.loads(stored.content))
     try:
         authorize(
             principal,
@@ -201,6 +240,8 @@ def authorize_read(
             patient_id=patient_id,
             security=security,
             relationship=relationship,
+            dated=dated,
+            online=online,
         )
     except Forbidden:
         if principal.kind == "staff":

@@ -141,7 +141,7 @@ def search(
     include, and links to the pages before and after (http://hl7.org/fhir/R4/search.html)."""
     query = parse_query(resource_type, request.params, strict=request.strict)
     if ctx.principal is not None:
-        query = replace(query, **guard.search_scope(ctx.principal, resource_type))
+        query = replace(query, **guard.search_scope(ctx.principal, resource_type, tx))
     return _results(tx, request, ctx, query)
 
 
@@ -160,19 +160,20 @@ def compartment_search(
     if resource_type != compartment and resource_type not in COMPARTMENTS[compartment]:
         raise NotFound(f"{resource_type} is not in a {compartment}'s compartment")
     query = parse_query(resource_type, request.params, strict=request.strict)
-    query = replace(query, compartment=(compartment, (id,)), withheld=_withheld(ctx))
+    query = replace(query, compartment=(compartment, (id,)), **_withheld(tx, ctx, id))
     return _results(tx, request, ctx, query)
 
 
-def _withheld(ctx: Context) -> frozenset[tuple[str, str]]:
-    """The labels withheld from this principal (patients and proxies: the sensitive ones).
-    Other limits of `search_scope` do not apply once the compartment was authorised."""
-    if ctx.principal is None:
-        return frozenset()
-    withheld: frozenset[tuple[str, str]] = guard.search_scope(ctx.principal, "Patient").get(
-        "withheld", frozenset()
-    )
-    return withheld
+def _withheld(tx: ReadTransaction, ctx: Context, patient_id: str) -> dict[str, Any]:
+    """What is withheld from this principal (patients and proxies: what is labelled
+    sensitive, and what was not released to them online). Other limits of `search_scope`
+    do not apply once the compartment was authorised."""
+    if ctx.principal is None or ctx.principal.kind not in ("patient", "proxy"):
+        return {}
+    return {
+        "withheld": guard.search_scope(ctx.principal, "Patient")["withheld"],
+        "released": guard.released_online(ctx.principal, patient_id, tx),
+    }
 
 
 EVERYTHING_PARAMETERS = frozenset({"_since", "_type", "_count", "_cursor", "_format", "_pretty"})
@@ -197,7 +198,7 @@ def everything(
     query = replace(
         query,
         compartment=("Patient", (id,)),
-        withheld=_withheld(ctx),
+        **_withheld(tx, ctx, id),
         includes=(Include(None, None, None, iterate=False),),
     )
     current = tx.current("Patient", id)
