@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -17,6 +18,7 @@ from opengp.api.fhir import FhirEndpoint, error_response
 from opengp.api.metrics import Metrics, RequestMiddleware
 from opengp.api.oauth import OAuthEndpoints
 from opengp.api.protection import ProtectionMiddleware
+from opengp.api.web.screen_audit import ScreenAudit
 from opengp.config import Settings
 from opengp.fhir.errors import FhirError, Unauthorized
 from opengp.services.fhir.guard import record_failure
@@ -26,11 +28,19 @@ from opengp.store.sql import SqlStore
 FHIR_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 
 
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    if request.url.path.startswith("/fhir"):
-        return error_response(FhirError(exc.detail, status=exc.status_code))
-    return PlainTextResponse(exc.detail, status_code=exc.status_code)
+def _http_error(store: ResourceStore) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """The answer to a request refused by the routing (no such path: 404; method: 405) or
+    by a screen, audited as a failure like every other request."""
+
+    async def answer(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        error = FhirError(exc.detail, status=exc.status_code)
+        await run_in_threadpool(record_failure, store, error)
+        if request.url.path.startswith("/fhir"):
+            return error_response(error)
+        return PlainTextResponse(exc.detail, status_code=exc.status_code)
+
+    return answer
 
 
 def create_app(settings: Settings | None = None, store: ResourceStore | None = None) -> Starlette:
@@ -72,9 +82,10 @@ def create_app(settings: Settings | None = None, store: ResourceStore | None = N
             Route("/fhir", fhir.handle, methods=FHIR_METHODS),
             Route("/fhir/{path:path}", fhir.handle, methods=FHIR_METHODS),
         ],
-        exception_handlers={HTTPException: _http_error},
+        exception_handlers={HTTPException: _http_error(the_store)},
         lifespan=lifespan,
     )
+    app.add_middleware(ScreenAudit, store=the_store)
     app.add_middleware(ProtectionMiddleware)
     app.add_middleware(RequestMiddleware, metrics=metrics)
     return app

@@ -14,6 +14,9 @@ from opengp.access.clients import register_client
 from opengp.app import create_app
 from opengp.config import Settings
 from opengp.store.sql import SqlStore
+from tests.audit_completeness import audit_completeness
+
+__all__ = ["audit_completeness"]  # every test's requests leave their audit entries
 
 BASE = "https://testserver"
 FULL_ACCESS = "system/*.cruds"

@@ -36,6 +36,7 @@ from opengp.fhir.errors import (
     Issue,
     NotFound,
     PayloadTooLarge,
+    Unauthorized,
     UnsupportedMediaType,
     operation_outcome,
 )
@@ -43,7 +44,7 @@ from opengp.fhir.references import is_valid_id
 from opengp.services.bulk.export import NDJSON, Level
 from opengp.services.bulk.importing import MODES
 from opengp.services.bulk.jobs import JobRunner, bulk_directory
-from opengp.services.bulk.requests import BulkRequests, import_parameters
+from opengp.services.bulk.requests import BulkRequests, import_parameters, record_refusal
 from opengp.store import ResourceStore
 from opengp.store.sql import SqlStore
 
@@ -86,6 +87,14 @@ class BulkEndpoints:
         self.settings = settings
         self.identify = identify
 
+    async def _refused(
+        self, error: FhirError, principal: Principal | None, interaction: str
+    ) -> Response:
+        """The error's answer, audited (a refused token was audited when it was refused)."""
+        if not isinstance(error, Unauthorized):
+            await run_in_threadpool(record_refusal, self.bulk.store, principal, interaction, error)
+        return error_response(error)
+
     async def _principal(self, request: Request) -> Principal:
         return await run_in_threadpool(self.identify(request))
 
@@ -105,22 +114,24 @@ class BulkEndpoints:
     async def export_type(self, request: Request) -> Response:
         if request.path_params["type"] != "Patient":
             where = request.path_params["type"][:40]
-            return error_response(
-                NotFound(f"$export is on the system, Patient and Group/[id], not {where!r}")
-            )
+            refusal = NotFound(f"$export is on the system, Patient and Group/[id], not {where!r}")
+            return await self._refused(refusal, None, "export")
         return await self._export(request, "patient")
 
     async def export_group(self, request: Request) -> Response:
         kind, id = request.path_params["type"], request.path_params["id"]
         if kind != "Group":
-            return error_response(NotFound(f"$export is on Group/[id], not {kind[:40]!r}/[id]"))
+            refusal: FhirError = NotFound(f"$export is on Group/[id], not {kind[:40]!r}/[id]")
+            return await self._refused(refusal, None, "export")
         if not is_valid_id(id):
-            return error_response(BadRequest(f"{id[:70]!r} is not a valid FHIR id"))
+            refusal = BadRequest(f"{id[:70]!r} is not a valid FHIR id")
+            return await self._refused(refusal, None, "export")
         return await self._export(request, "group", id)
 
     async def _export(
         self, request: Request, level: Level, group_id: str | None = None
     ) -> Response:
+        principal: Principal | None = None
         try:
             principal, base = await self._kick_off(request)
             params = list(request.query_params.multi_items())
@@ -139,7 +150,7 @@ class BulkEndpoints:
             )
             return _accepted(base, job_id)
         except FhirError as error:
-            return error_response(error)
+            return await self._refused(error, principal, "export")
 
     async def _parameters(self, request: Request) -> list[tuple[str, str]]:
         """A POST kick-off's Parameters, as (name, value) pairs."""
@@ -167,6 +178,7 @@ class BulkEndpoints:
 
     async def import_(self, request: Request) -> Response:
         job_id: str | None = None
+        principal: Principal | None = None
         try:
             principal, base = await self._kick_off(request)
             await run_in_threadpool(self.bulk.check_importer, principal)
@@ -204,11 +216,12 @@ class BulkEndpoints:
         except FhirError as error:
             if job_id is not None:
                 await run_in_threadpool(self.bulk.discard_upload, job_id)
-            return error_response(error)
+            return await self._refused(error, principal, "import")
 
     # ---- status and files ---------------------------------------------------------------
 
     async def status(self, request: Request) -> Response:
+        principal: Principal | None = None
         try:
             principal = await self._principal(request)
             job_id = request.path_params["job"]
@@ -229,9 +242,10 @@ class BulkEndpoints:
                 orjson.dumps(job.manifest), media_type="application/json", headers=headers
             )
         except FhirError as error:
-            return error_response(error)
+            return await self._refused(error, principal, "export")
 
     async def download(self, request: Request) -> Response:
+        principal: Principal | None = None
         try:
             principal = await self._principal(request)
             job_id, name = request.path_params["job"], request.path_params["name"]
@@ -239,9 +253,9 @@ class BulkEndpoints:
             # Opened now: the file stays readable even if the job expires mid-download.
             handle = await run_in_threadpool(path.open, "rb")
         except FhirError as error:
-            return error_response(error)
+            return await self._refused(error, principal, "export")
         except FileNotFoundError:
-            return error_response(NotFound("the file has expired"))
+            return await self._refused(NotFound("the file has expired"), principal, "export")
         size = os.fstat(handle.fileno()).st_size
         return StreamingResponse(
             _file_chunks(handle), media_type=NDJSON, headers={"Content-Length": str(size)}

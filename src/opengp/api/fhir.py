@@ -25,6 +25,7 @@ from opengp.fhir.errors import (
     operation_outcome,
 )
 from opengp.search.parse import form_pairs
+from opengp.services.fhir.guard import record_failure
 from opengp.services.fhir.interactions import Context
 from opengp.services.fhir.messages import FhirRequest, FhirResponse, etag
 from opengp.services.fhir.router import dispatch
@@ -167,6 +168,7 @@ class FhirEndpoint:
 
     async def handle(self, request: Request) -> Response:
         media = "application/fhir+json"
+        served = False  # once the router has the request, it audits what happens
         try:
             media = response_type(
                 request.query_params.get("_format"), request.headers.get("accept")
@@ -177,7 +179,14 @@ class FhirEndpoint:
                 await run_in_threadpool(identify)  # refuses (401) before reading any body
             fhir_request = await to_fhir_request(request, self.settings)
             base = base_url(request, self.settings)
+            served = True
             result = await run_in_threadpool(self._serve, identify, fhir_request, base)
             return to_http_response(result, fhir_request, media, request.method == "HEAD")
         except FhirError as error:
+            if not served and not isinstance(error, Unauthorized):  # (refusals: audited)
+                await run_in_threadpool(record_failure, self.store, error)  # e.g. a bad body
             return error_response(error, media)
+        except Exception:
+            failed = FhirError("the server failed unexpectedly", status=500)
+            await run_in_threadpool(record_failure, self.store, failed)
+            raise

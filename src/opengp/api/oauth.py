@@ -162,29 +162,46 @@ class OAuthEndpoints:
         return JSONResponse(answer)
 
     async def _post(self, request: Request, url: str, run: _Handler) -> Response:
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type != FORM:
-            return _error(400, "invalid_request", f"the body must be {FORM} (RFC 6749 §3.2)")
-        if not _basic_readable(request.headers.get("authorization", "")):
-            # RFC 6749 §5.2: 401 with the challenge of the scheme the client tried.
-            return _error(401, "invalid_client", "the Authorization header is not readable")
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_FORM_BYTES:
-                return _error(413, "invalid_request", "the request body is too large")
-        try:
-            form = parse_qsl(
-                body.decode("utf-8"),
-                keep_blank_values=True,
-                strict_parsing=bool(body),
-                max_num_fields=MAX_FORM_FIELDS,
+        form, refused = await _read_form(request)
+        if refused is not None:
+            # Refused before the form was read: audited here, as the service never saw it.
+            status, error, description = refused
+            endpoint = url.rsplit("/", 1)[-1]
+            await run_in_threadpool(
+                self.service.audit_answer, endpoint, Answer(status, {"error": error})
             )
-        except (UnicodeDecodeError, ValueError):
-            return _error(400, "invalid_request", "the body is not a well-formed UTF-8 form")
+            return _error(status, error, description)
         headers = {name.lower(): value for name, value in request.headers.items()}
         answer: Answer = await run_in_threadpool(run, FormPost(url, headers, form))
         return JSONResponse(answer.body, status_code=answer.status, headers=dict(answer.headers))
+
+
+_Refusal = tuple[int, str, str]  # status, error, description
+
+
+async def _read_form(request: Request) -> tuple[list[tuple[str, str]], _Refusal | None]:
+    """The request's form; or, with no form, why it cannot be read."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != FORM:
+        return [], (400, "invalid_request", f"the body must be {FORM} (RFC 6749 §3.2)")
+    if not _basic_readable(request.headers.get("authorization", "")):
+        # RFC 6749 §5.2: 401 with the challenge of the scheme the client tried.
+        return [], (401, "invalid_client", "the Authorization header is not readable")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return [], (413, "invalid_request", "the request body is too large")
+    try:
+        form = parse_qsl(
+            body.decode("utf-8"),
+            keep_blank_values=True,
+            strict_parsing=bool(body),
+            max_num_fields=MAX_FORM_FIELDS,
+        )
+    except (UnicodeDecodeError, ValueError):
+        return [], (400, "invalid_request", "the body is not a well-formed UTF-8 form")
+    return form, None
 
 
 def bearer_challenge(rejected: TokenRejected | None = None) -> str:

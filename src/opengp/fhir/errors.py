@@ -40,6 +40,7 @@ class FhirError(Exception):
 
     status = 400
     code = "invalid"
+    audited = False  # set by whoever has written its audit entry
 
     def __init__(
         self,

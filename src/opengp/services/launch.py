@@ -39,6 +39,7 @@ from sqlalchemy import Connection
 
 from opengp.access import accounts, grants
 from opengp.access import clients as registry
+from opengp.access.audit import AuditEntry, entry_for
 from opengp.access.clients import Client
 from opengp.access.grants import Grant
 from opengp.access.passwords import WeakPassword
@@ -218,6 +219,9 @@ class Launch:
         try:
             principal = accounts.sign_in(self.store, username, password, totp_code or None)
         except accounts.SignInFailed as failed:
+            detail = {"via": "oauth2", "reason": failed.reason}
+            with self.store.auditing() as trail:  # never the username typed
+                trail.audit(entry_for(None, "signin", "failed", detail=detail))
             raise SignInProblem(str(failed)) from None
         with self.store.writing() as tx:
             account = accounts.get_account(tx.conn, principal.id)
@@ -227,7 +231,13 @@ class Launch:
                 fingerprint = accounts.password_fingerprint(tx.conn, principal.id)
                 return PasswordChange(self._change_token(principal.id, fingerprint, time.time()))
             code = self._issue_code(tx.conn, request, principal)
+            tx.audit(self._signed_in(request, principal))
         return self._code_redirect(request, code)
+
+    def _signed_in(self, request: AuthorizeRequest, principal: Principal) -> AuditEntry:
+        """The audit entry of a sign-in that sends the app its code."""
+        detail = {"via": "oauth2", "client_id": request.client.client_id}
+        return entry_for(principal, "signin", detail=detail)
 
     def change_password(
         self, request: AuthorizeRequest, change_token: str, new: str, confirm: str
@@ -241,6 +251,7 @@ class Launch:
                 accounts.replace_one_time_password(tx.conn, user_id, fingerprint, new)
                 principal = accounts.principal_for(tx.conn, user_id)
                 code = self._issue_code(tx.conn, request, principal)
+                tx.audit(self._signed_in(request, principal))
         except WeakPassword as weak:
             raise PasswordProblem(f"Choose a different password: {weak}.") from None
         except (accounts.SignInFailed, accounts.UnknownAccount):

@@ -42,6 +42,7 @@ from joserfc.jwk import KeySet, KeySetSerialization
 from opengp.access import break_glass
 from opengp.access import clients as registry
 from opengp.access.accounts import SignInFailed, UnknownAccount, principal_for, proxy_patients
+from opengp.access.audit import ANONYMOUS, AuditEntry, Outcome
 from opengp.access.clients import ASSERTION_ALGORITHMS, AUTH_METHODS, Client
 from opengp.access.keys import SigningKey, load_signing_key
 from opengp.access.principal import Principal
@@ -219,19 +220,59 @@ class OAuthService:
 
     def token(self, post: FormPost, urls: ServerUrls) -> Answer:
         """POST /oauth2/token (RFC 6749 §4.4, client credentials)."""
-        return self._run(urls, lambda server: server.create_token_response(post), post)
+        return self._audited("token", urls, lambda s: s.create_token_response(post), post)
 
     def introspect(self, post: FormPost, urls: ServerUrls) -> Answer:
         """POST /oauth2/introspect (RFC 7662)."""
-        return self._run(
-            urls, lambda server: server.create_endpoint_response("introspection", post), post
+        return self._audited(
+            "introspect", urls, lambda s: s.create_endpoint_response("introspection", post), post
         )
 
     def revoke(self, post: FormPost, urls: ServerUrls) -> Answer:
         """POST /oauth2/revoke (RFC 7009)."""
-        return self._run(
-            urls, lambda server: server.create_endpoint_response("revocation", post), post
+        return self._audited(
+            "revoke", urls, lambda s: s.create_endpoint_response("revocation", post), post
         )
+
+    def _audited(
+        self, endpoint: str, urls: ServerUrls, call: Callable[[_Server], Answer], post: FormPost
+    ) -> Answer:
+        """`_run`, and one audit entry: which endpoint and grant, the outcome, and the client
+        (once authenticated; else anonymous). Never a token or a secret."""
+        server: list[_Server] = []
+
+        def remembered(s: _Server) -> Answer:
+            server.append(s)
+            return call(s)
+
+        answer = self._run(urls, remembered, post)
+        self.audit_answer(endpoint, answer, post.form, server[0].client_id if server else None)
+        return answer
+
+    def audit_answer(
+        self,
+        endpoint: str,
+        answer: Answer,
+        form: Sequence[tuple[str, str]] = (),
+        client_id: str | None = None,
+    ) -> None:
+        """Audit the answer of the token, introspection or revocation endpoint (also when
+        the request was refused before it was read)."""
+        detail: dict[str, Any] = {"endpoint": endpoint, "status": answer.status}
+        grant_type = dict(form).get("grant_type")
+        if endpoint == "token" and grant_type in GRANT_TYPES:
+            detail["grant_type"] = grant_type
+        denied = answer.status in (400, 401, 403) and answer.body.get("error") != "invalid_request"
+        outcome: Outcome = "success" if answer.status < 400 else "denied" if denied else "failed"
+        entry = AuditEntry(
+            "token",
+            outcome,
+            f"system/{client_id}" if client_id else ANONYMOUS,
+            client_id=client_id,
+            detail=detail,
+        )
+        with self.store.auditing() as trail:
+            trail.audit(entry)
 
     def verify(self, token: str, urls: ServerUrls) -> AccessClaims:
         """The claims of a valid access token for this server; `TokenRejected` otherwise."""
@@ -563,6 +604,13 @@ class _Server(AuthorizationServer):  # type: ignore[misc]
         self.register_token_generator("default", generator)
         self.register_endpoint(_Introspection(self))
         self.register_endpoint(_Revocation(self))
+
+    client_id: str | None = None  # the client, once authenticated (for the audit trail)
+
+    def authenticate_client(self, request: _Request, methods: Any, endpoint: str = "token") -> Any:
+        client = super().authenticate_client(request, methods, endpoint)
+        self.client_id = client.get_client_id()
+        return client
 
     def query_client(self, client_id: str) -> _Client | None:
         with self.service.store.reading() as tx:

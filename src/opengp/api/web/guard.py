@@ -46,6 +46,7 @@ async def signed_in(web: Web, area: Area, request: Request) -> SignedIn | Respon
             "Sign out first to sign in with another account."
         )
         return refused(theirs, message, 403, state)
+    request.state.signed_in = state  # who is asking, for the audit entry (screen_audit.py)
     return state
 
 

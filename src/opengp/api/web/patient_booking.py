@@ -253,7 +253,9 @@ async def _one(
     return view
 
 
-async def _shown(web: Web, request: Request, title: str, template: str) -> Response:
+async def _shown(
+    web: Web, request: Request, title: str, template: str, error: str | None = None
+) -> Response:
     signed = await _patient(web, request)
     if isinstance(signed, Response):
         return signed
@@ -266,7 +268,7 @@ async def _shown(web: Web, request: Request, title: str, template: str) -> Respo
         signed,
         appointment=_row(view, now),
         reasons=REASONS,
-        errors=_cancel_errors(request.query_params.get("e")),
+        errors=_cancel_errors(error or request.query_params.get("e")),
     )
     status = 400 if context["errors"] else 200
     return pages.render(template, context, status=status)
@@ -288,9 +290,13 @@ async def cancelled(web: Web, request: Request) -> Response:
     return await _shown(web, request, "Appointment cancelled", "patient_cancelled.jinja")
 
 
-async def confirm_cancel(web: Web, request: Request) -> Response:
+async def confirm_cancel(web: Web, request: Request, error: str | None = None) -> Response:
     return await _shown(
-        web, request, "Are you sure you want to cancel this appointment?", "patient_cancel.jinja"
+        web,
+        request,
+        "Are you sure you want to cancel this appointment?",
+        "patient_cancel.jinja",
+        error,
     )
 
 
@@ -303,10 +309,10 @@ async def cancel(web: Web, request: Request) -> Response:
     appointment_id = request.path_params["id"]
     reason = form.get("reason", "")
     text = form.get("reason_text", "").strip()
-    if reason not in REASONS:
-        return see_other(f"{BASE}/{appointment_id}/cancel?e=reason")
+    if reason not in REASONS:  # the question again, with its error (and its audit entry)
+        return await confirm_cancel(web, request, "reason")
     if len(text) > MAX_REASON_TEXT:
-        return see_other(f"{BASE}/{appointment_id}/cancel?e=reason_text")
+        return await confirm_cancel(web, request, "reason_text")
     view = await _one(web, signed, appointment_id)  # theirs, or not found
     if isinstance(view, Response):
         return view

@@ -242,9 +242,17 @@ async def sign_out(web: Web, area: Area, request: Request) -> Response:
         if not same_secret(form.get("csrf_token", ""), signed.session.csrf_token):
             return refused(area, FORGED)
         await run_in_threadpool(_end, web, signed)
+    else:  # nothing to end (it had ended already): recorded all the same
+        await run_in_threadpool(_audit_sign_out, web, "no-session")
     response = see_other(area.signed_out)
     clear_session_cookie(response)
     return response
+
+
+def _audit_sign_out(web: Web, reason: str) -> None:
+    with web.store.auditing() as log:
+        detail = {"via": "screens", "reason": reason}
+        log.audit(entry_for(None, "signout", "failed", detail=detail))
 
 
 def _end(web: Web, signed: SignedIn) -> None:

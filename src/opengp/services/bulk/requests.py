@@ -40,9 +40,19 @@ def _audited_failure(store: SqlStore, principal: Principal, interaction: str) ->
     try:
         yield
     except FhirError as error:
-        with store.auditing() as trail:
-            trail.audit(guard.failure(principal, interaction, [], error))
+        record_refusal(store, principal, interaction, error)
         raise
+
+
+def record_refusal(
+    store: SqlStore, principal: Principal | None, interaction: str, error: FhirError
+) -> None:
+    """Audit a refused or failed bulk request, once."""
+    if error.audited:
+        return
+    with store.auditing() as trail:
+        trail.audit(guard.failure(principal, interaction, [], error))
+    error.audited = True
 
 
 def _system(principal: Principal, what: str) -> None:
@@ -225,6 +235,10 @@ class BulkRequests:
         self.runner.wake()  # expires old jobs, starts abandoned ones again
         with _audited_failure(self.store, principal, "export"):
             job = self._owned(principal, job_id)
+        action = "export" if job.kind == "export" else "create"
+        with self.store.auditing() as trail:  # each poll: who asked after which job
+            detail = {"job": job_id, "poll": job.status}
+            trail.audit(entry_for(principal, action, detail=detail))  # type: ignore[arg-type]
         fresher = self.runner.progress.get(job_id)
         if fresher is not None and job.status == "running":
             job = dataclasses.replace(job, progress=fresher)
