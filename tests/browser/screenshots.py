@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 
 from tests.browser.practice import chromium, missing_tools, served, tour
+from tests.browser.test_admin_journeys import admin_practice, admin_tour
+from tests.browser.test_reception_journeys import reception_tour, seeded
 
 PHONE = {"width": 390, "height": 844}
 
@@ -30,6 +32,18 @@ def main(folder: Path) -> int:
         for name in tour(page, practice, "pictures"):
             page.screenshot(path=folder / f"{name}.png", full_page=True)
             print(f"{folder / name}.png")
+        (Path(work) / "appointments").mkdir()
+        with seeded(Path(work) / "appointments") as booked:
+            page = browser.new_context(viewport=PHONE).new_page()
+            for name in reception_tour(page, booked, "pictures"):
+                page.screenshot(path=folder / f"{name}.png", full_page=True)
+                print(f"{folder / name}.png")
+        (Path(work) / "admin").mkdir()
+        with admin_practice(Path(work) / "admin") as admin_book:
+            page = browser.new_context(viewport=PHONE).new_page()
+            for name in admin_tour(page, admin_book, "pictures"):
+                page.screenshot(path=folder / f"{name}.png", full_page=True)
+                print(f"{folder / name}.png")
     return 0
 
 

@@ -26,7 +26,7 @@ import opengp
 from opengp.api import authorize
 from opengp.api.oauth import MAX_FORM_BYTES, MAX_FORM_FIELDS
 from opengp.api.protection import HEADERS, LIMITED
-from opengp.api.web import forms, oidc, setup, signin
+from opengp.api.web import forms, oidc, practice_admin_sessions, setup, signin
 from opengp.api.web.areas import PATIENT, STAFF, Area
 from opengp.api.web.session import FORM_COOKIE, SESSION_COOKIE
 
@@ -494,11 +494,238 @@ def _patient_appointments() -> tuple[Operation, ...]:
     )  # fmt: skip
 
 
+def _practice_admin() -> tuple[Operation, ...]:
+    """The practice admin screens: appointment books, sessions, slots, online booking
+    (api/web/practice_admin.py), and the weekly appointments report (report_screens.py)."""
+    tag = "Screens: practice admin"
+    page = {
+        200: _html("The page"),
+        303: SEE_OTHER,
+        400: _html("The page again, with the problems"),
+        403: _html("Not allowed (the access role), or no practice"),
+        404: _html("No such appointment book"),
+        409: _html("Changed meanwhile: choose again"),
+        422: _html("Refused by the appointment rules"),
+    }
+    posted = {**page, 403: _html("Not sent from our own page, or not allowed")}
+    del posted[200]
+    with_page = {**posted, 400: _html("The form again, with the problems")}
+    one = (Param("id", "path", STRING, "The Schedule's id", True),)
+    token = {"csrf_token": VALUE}
+    day = (
+        Param("clinician", "query", STRING, "The PractitionerRole's id"),
+        Param("d", "query", STRING, "Day of the month"),
+        Param("m", "query", STRING, "Month"),
+        Param("y", "query", STRING, "Year"),
+    )
+    chosen = (
+        *day,
+        Param("action", "query", {"enum": ["block", "release"]}, "Block or release"),
+        Param("reason", "query", STRING, "Why they are blocked"),
+        Param("slot", "query", {"type": "array", "items": STRING}, "The chosen slots' ids"),
+    )
+    session = _fields(
+        ("csrf_token",),
+        **dict.fromkeys(practice_admin_sessions.FORM_FIELDS, VALUE),
+        **token,
+    )
+    week = Param("week", "query", {"type": "string", "format": "date"}, "A day of the week")
+    csv = Reply(
+        "The week's GPAD rows",
+        "text/csv",
+        {"type": "string"},
+        (NO_STORE, Header("Attachment", "Content-Disposition", STRING, "With its filename")),
+    )
+    not_a_week = Reply("Not a week that has begun", "text/plain", None, (NO_STORE,))
+    books, slots = "/staff/practice/books", "/staff/practice/slots"
+    online, report = "/staff/practice/online-booking", "/staff/practice/report"
+    return (
+        Operation("GET", books, tag, "The appointment books", page, security=SESSION),
+        Operation("GET", f"{books}/new", tag, "A new book: choose", page, security=SESSION),
+        Operation(
+            "POST", f"{books}/new", tag, "Create the book", with_page, BROWSER,
+            _fields(("csrf_token",), clinician=VALUE, site=VALUE, **token), SESSION,
+        ),
+        Operation("GET", f"{books}/{{id}}", tag, "One book", page,
+                  (*one, Param("changed", "query", STRING, "What just changed"),
+                   Param("made", "query", STRING, "Slots just made"),
+                   Param("skipped", "query", STRING, "Slots already there"),
+                   Param("weeks", "query", STRING, "Weeks ahead")), security=SESSION),
+        Operation(
+            "POST", f"{books}/{{id}}/generate", tag, "Make slots weeks ahead", with_page,
+            (*one, *BROWSER), _fields(("csrf_token",), weeks=VALUE, **token), SESSION,
+        ),
+        Operation("GET", f"{books}/{{id}}/sessions/new", tag, "Add a session: the form", page,
+                  one, security=SESSION),
+        Operation(
+            "POST", f"{books}/{{id}}/sessions/new", tag, "Add the session", with_page,
+            (*one, *BROWSER), session, SESSION,
+        ),
+        Operation(
+            "POST", f"{books}/{{id}}/sessions/{{key}}/remove", tag, "Remove a session", posted,
+            (*one, Param("key", "path", STRING, "The session's key", True), *BROWSER),
+            _fields(("csrf_token",), **token), SESSION,
+        ),
+        Operation("GET", slots, tag, "A clinician's day: choose slots", page,
+                  (*day, Param("done", "query", STRING, "What was just done"),
+                   Param("n", "query", STRING, "How many")), security=SESSION),
+        Operation("GET", f"{slots}/confirm", tag, "Block or release: are you sure", page,
+                  chosen, security=SESSION),
+        Operation(
+            "POST", f"{slots}/confirm", tag, "Block or release the slots", with_page,
+            (*chosen, *BROWSER), _fields(("csrf_token",), **token), SESSION,
+        ),
+        Operation("GET", online, tag, "Online booking settings", page,
+                  (Param("saved", "query", STRING, "Just saved"),), security=SESSION),
+        Operation(
+            "POST", online, tag, "Save the online booking settings", with_page, BROWSER,
+            _fields(("csrf_token",), online_horizon_days=VALUE, cancellation_cutoff_hours=VALUE,
+                    **token),
+            SESSION,
+        ),
+        Operation("GET", report, tag, "The weekly appointments report", page, (week,),
+                  security=SESSION),
+        Operation(
+            "GET", f"{report}.csv", tag, "The weekly report as CSV (GPAD)",
+            {**page, 200: csv, 400: not_a_week},
+            (week,), security=SESSION,
+        ),
+    )  # fmt: skip
+
+
+def _staff_appointments() -> tuple[Operation, ...]:
+    """Reception's and clinicians' appointment screens (api/web/reception.py)."""
+    tag = "Screens: staff appointments"
+    patients, one = "/staff/patients", "/staff/patients/{patient}"
+    appointment = f"{one}/appointments/{{appointment}}"
+    page = {
+        200: _html("The page"),
+        303: SEE_OTHER,
+        400: _html("The question again, with the problem"),
+        403: _html("Not allowed for this role"),
+        404: _html("No such patient or appointment"),
+        409: _html("That time is no longer free: the choice again"),
+        422: _html("Refused by the appointment rules"),
+    }
+    posted = page | {403: _html("Not sent from our own page, or not allowed")}
+    del posted[200]
+    who = (Param("patient", "path", STRING, "The Patient's id", True),)
+    which = (*who, Param("appointment", "path", STRING, "The Appointment's id", True))
+    find = tuple(
+        Param(name, "query", STRING, what)
+        for name, what in (
+            ("name", "Names starting with"),
+            ("nhs_number", "An NHS number (checked)"),
+            ("postcode", "A postcode"),
+            ("dob-day", "Date of birth: day"),
+            ("dob-month", "Date of birth: month"),
+            ("dob-year", "Date of birth: year"),
+        )
+    )
+    chosen = tuple(
+        Param(name, "query", STRING, what)
+        for name, what in (
+            ("day", "YYYY-MM-DD (today)"),
+            ("clinician", "A PractitionerRole id"),
+            ("type", "A slot type"),
+            ("slot", "The chosen slot"),
+        )
+    )
+    back = {"clinician": VALUE, "day": VALUE, "csrf_token": VALUE}
+    slot = _fields(("csrf_token", "slot"), slot=VALUE, type=VALUE, **back)
+    status = _fields(("csrf_token", "change"), change=VALUE, list=VALUE, **back)
+    cancel = _fields(("csrf_token", "reason"), reason=VALUE, reason_text=VALUE, **back)
+    return (
+        Operation("GET", patients, tag, "Find a patient", page, find, security=SESSION),
+        Operation("GET", one, tag, "The patient: alerts and appointments", page, who,
+                  security=SESSION),
+        Operation("GET", f"{one}/book", tag, "Book: choose a free slot", page, (*who, *chosen),
+                  security=SESSION),
+        Operation("POST", f"{one}/book", tag, "Book the slot", posted, (*who, *BROWSER), slot,
+                  SESSION),
+        Operation("GET", f"{one}/book/check", tag, "Book: check the patient and time", page,
+                  (*who, *chosen), security=SESSION),
+        Operation("GET", f"{appointment}/booked", tag, "Booked (or moved)", page,
+                  (*which, Param("moved", "query", STRING, "It was moved")), security=SESSION),
+        Operation("GET", f"{appointment}/rebook", tag, "Rebook: choose a new slot", page,
+                  (*which, *chosen), security=SESSION),
+        Operation("POST", f"{appointment}/rebook", tag, "Move to the slot, with a reason",
+                  posted, (*which, *BROWSER), slot, SESSION),
+        Operation("GET", f"{appointment}/rebook/check", tag, "Rebook: check, and why", page,
+                  (*which, *chosen), security=SESSION),
+        Operation("GET", f"{appointment}/cancel", tag, "Cancel: are you sure, and why", page,
+                  (*which, *chosen), security=SESSION),
+        Operation("POST", f"{appointment}/cancel", tag, "Cancel the appointment", posted,
+                  (*which, *BROWSER), cancel, SESSION),
+        Operation("GET", "/staff/day-list", tag, "A clinician's day list", page, chosen,
+                  security=SESSION),
+        Operation("GET", "/staff/your-appointments", tag, "Your appointments today", page,
+                  chosen, security=SESSION),
+        Operation("POST", "/staff/appointments/{appointment}/status", tag,
+                  "Arrived, did not attend, call in, start or end", posted,
+                  (which[1], *BROWSER), status, SESSION),
+    )  # fmt: skip
+
+
+def _accounts() -> tuple[Operation, ...]:
+    """The account screens for Systems Support (api/web/accounts.py, accounts_online.py)."""
+    tag = "Screens: accounts"
+    page = {
+        200: _html("The page"),
+        303: SEE_OTHER,
+        400: _html("The page again, with the problems"),
+        403: _html("Not allowed: only Systems Support (R8015)"),
+        404: _html("No such account or patient"),
+    }
+    posted = {**page, 403: _html("Not sent from our own page, or not allowed")}
+    secret = {**posted, 200: _html("The new secret, shown once (not cached)")}
+    del posted[200]
+    one = (Param("id", "path", STRING, "The account's id", True),)
+    patient = (Param("id", "path", STRING, "The Patient's id", True),)
+    token = {"csrf_token": VALUE}
+    to = Param("to", "query", {"enum": ["disable", "enable"]}, "Disable or enable", True)
+    base, online = "/staff/accounts", "/staff/accounts/online-access"
+    new = _fields(("csrf_token",), name=VALUE, username=VALUE, practitioner=VALUE, **token)
+    level = _fields(
+        ("csrf_token",),
+        level={"enum": ["none", "summary", "detailed"]},
+        history={"enum": ["full", "from"]},
+        **{"since-day": VALUE, "since-month": VALUE, "since-year": VALUE},
+        **token,
+    )
+    return (
+        Operation("GET", base, tag, "The staff accounts", page, security=SESSION),
+        Operation("GET", f"{base}/new", tag, "Add a staff account", page, security=SESSION),
+        Operation("POST", f"{base}/new", tag, "Create it: its one-time password, shown once",
+                  secret, BROWSER, new, SESSION),
+        Operation("GET", f"{base}/{{id}}", tag, "One staff account", page, one, security=SESSION),
+        Operation("POST", f"{base}/{{id}}/password", tag, "A new one-time password, shown once",
+                  secret, (*one, *BROWSER), _fields(("csrf_token",), **token), SESSION),
+        Operation("POST", f"{base}/{{id}}/second-factor", tag,
+                  "A new authenticator app key, shown once", secret, (*one, *BROWSER),
+                  _fields(("csrf_token",), **token), SESSION),
+        Operation("GET", f"{base}/{{id}}/status", tag, "Disable or enable: are you sure", page,
+                  (*one, to), security=SESSION),
+        Operation("POST", f"{base}/{{id}}/status", tag, "Disable or enable the account", posted,
+                  (*one, *BROWSER), _fields(("csrf_token", "to"), to=VALUE, **token), SESSION),
+        Operation("GET", online, tag, "Find a patient by NHS number", page,
+                  (Param("nhs_number", "query", STRING, "The patient's NHS number"),),
+                  security=SESSION),
+        Operation("GET", f"{online}/{{id}}", tag, "A patient's online record access", page,
+                  patient, security=SESSION),
+        Operation("POST", f"{online}/{{id}}", tag, "Set the patient's online record access",
+                  posted, (*patient, *BROWSER), level, SESSION),
+    )  # fmt: skip
+
+
 SCREENS: tuple[Operation, ...] = (
     Operation("GET", "/", "Screens", "The start page", {200: _html("The page")}),
     *_area(STAFF),
     *_area(PATIENT),
     *_patient_appointments(),
+    *_staff_appointments(),
+    *_practice_admin(),
+    *_accounts(),
     Operation(
         "GET",
         "/assets/{path}",

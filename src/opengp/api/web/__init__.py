@@ -19,7 +19,17 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from opengp.access.keys import SigningKey
-from opengp.api.web import home, oidc, patient_booking, setup, signin
+from opengp.api.web import (
+    accounts,
+    home,
+    oidc,
+    patient_booking,
+    practice_admin,
+    reception,
+    report_screens,
+    setup,
+    signin,
+)
 from opengp.api.web.areas import PATIENT, STAFF, Area, Web
 from opengp.api.web.forms import FormSigner
 from opengp.api.web.guard import see_other
@@ -78,6 +88,10 @@ def routes(
     table += oidc.routes(web, providers, lambda: hashlib.sha256(b"oidc\n" + secret()).digest())
     table += setup.routes(web)
     table += patient_booking.routes(web)
+    table += reception.routes(web)
+    table += practice_admin.routes(web)
+    table += report_screens.routes(web)
+    table += accounts.routes(web)
     setup.announce(store, settings.public_url)  # the first run: no staff account yet
     assets = StaticFiles(
         directory=STATIC if STATIC.is_dir() else None, packages=[("opengp.api.web", "scripts")]
