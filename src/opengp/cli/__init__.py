@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from opengp.store.sql import SqlStore
 
 # Further commands, each a module here with `register(subparsers)`.
-COMMAND_MODULES: tuple[str, ...] = ("audit", "bulk", "clients", "users")
+COMMAND_MODULES: tuple[str, ...] = ("audit", "bulk", "clients", "transfer", "users")
 
 DEMO_SCOPES = "system/*.cruds"
 DEMO_SIGN_IN = """
@@ -132,6 +132,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from opengp.demo.model import DemoConfig
     from opengp.store.migrate import upgrade
     from opengp.store.sql import SqlStore
+    from opengp.store.sql.reindex import refresh_statistics
     from opengp.store.sql.store import SqlWriteTransaction
 
     config = DemoConfig(patients=args.patients, seed=args.seed, as_of=args.as_of or date.today())
@@ -159,6 +160,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
                     made["people"] = create_demo_accounts(tx.conn, config, practice_of(config))
 
                 result = seed(store, config, progress, accounts)
+                if not result.reused:
+                    refresh_statistics(store.engine)  # search plans need them after a load
             finally:
                 store.dispose()
             where = _redacted(settings.database_url)

@@ -29,6 +29,10 @@ TYPE_INTERACTIONS |= {"history-type", "create", "search-type"}
 # Standard operations (routes named $...) -> their OperationDefinition. OpenGP's own
 # ($break-glass) are described in docs/api.md.
 OPERATIONS = {"everything": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}
+# Bulk Data export (api/bulk.py, docs/bulk.md): served beside the route table, so named here
+# (https://hl7.org/fhir/uv/bulkdata/export.html#operations). Key: None for the system level.
+BULK_DATA = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition"
+EXPORTS = {None: "export", "Patient": "patient-export", "Group": "group-export"}
 SYSTEM_INTERACTIONS = {"transaction", "batch", "history-system", "search-system"}
 # Parameters R4 defines but OpenGP does not search, and why (docs/api.md, "Search").
 NOT_SEARCHED = {"_query": "named queries", "_filter": "_filter"}
@@ -42,9 +46,20 @@ def _search_params(resource_type: str) -> list[dict[str, Any]]:
     ]
 
 
-def _operations(routes: tuple[tuple[str, str, bool], ...]) -> dict[str, Any]:
-    named = sorted(i for shape, i, _ in routes if i in OPERATIONS and "$" in shape)
-    return {"operation": [{"name": n, "definition": OPERATIONS[n]} for n in named]}
+def _operations(routes: tuple[tuple[str, str, bool], ...], resource_type: str) -> dict[str, Any]:
+    named = (
+        []
+        if resource_type != "Patient"
+        else sorted(i for shape, i, _ in routes if i in OPERATIONS and "$" in shape)
+    )
+    operations = [{"name": n, "definition": OPERATIONS[n]} for n in named]
+    if resource_type in EXPORTS:
+        operations.append(_export(resource_type))
+    return {"operation": operations} if operations else {}
+
+
+def _export(resource_type: str | None) -> dict[str, str]:
+    return {"name": "export", "definition": f"{BULK_DATA}/{EXPORTS[resource_type]}"}
 
 
 def statement(routes: Sequence[RouteLike], base_url: str) -> bytes:
@@ -93,11 +108,12 @@ def _statement(routes: tuple[tuple[str, str, bool], ...], base_url: str) -> byte
                         "type": t,
                         **resource_entry,
                         "searchParam": _search_params(t),
-                        **(_operations(routes) if t == "Patient" else {}),
+                        **_operations(routes, t),
                     }
                     for t in sorted(RESOURCE_TYPES)
                 ],
                 "interaction": [{"code": code} for code in system],
+                "operation": [_export(None)],
             }
         ],
     }

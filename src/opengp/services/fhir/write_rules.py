@@ -14,6 +14,7 @@ from typing import Any
 
 from opengp.access.principal import Principal
 from opengp.services.appointments import fhir_rules as appointments
+from opengp.services.fhir import registration
 from opengp.store import StoredResource, WriteTransaction
 
 # (transaction, who, the current live version or None, the resource to save or None for a
@@ -25,6 +26,7 @@ WriteRule = Callable[
 
 RULES: Mapping[str, WriteRule] = {
     "Appointment": appointments.appointment,
+    "EpisodeOfCare": registration.episode_of_care,
     "Slot": appointments.slot,
 }
 
