@@ -13,7 +13,6 @@ the ratio: with access control, at most 15% below without. See docs/benchmarks.m
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import subprocess
 import sys
@@ -21,7 +20,6 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -29,7 +27,19 @@ from urllib.parse import quote
 import orjson
 
 from benchmarks.crud import machine
-from benchmarks.harness import ROOT, SCOPES, Http, OpenGP, Workload, fresh_postgres, measure
+from benchmarks.harness import (
+    ROOT,
+    SCOPES,
+    Http,
+    OpenGP,
+    Workload,
+    chosen_databases,
+    database_arguments,
+    fresh_postgres,
+    measure,
+    run_header,
+    write_results,
+)
 from benchmarks.payloads import observation, patient
 
 TARGET = 0.15  # at most 15% below the same operations without access control
@@ -252,24 +262,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.access_cost", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
-    parser.add_argument(
-        "--databases", default="sqlite,postgres", help="comma-separated: sqlite,postgres"
-    )
+    database_arguments(parser)
     parser.add_argument("--n", type=int, default=2000, help="operations per mode and server")
     parser.add_argument("--patients", type=int, default=300, help="patients loaded")
     parser.add_argument("--threads", type=int, default=8, help="concurrent clients")
     parser.add_argument("--rounds", type=int, default=4, help="interleaved measuring rounds")
     args = parser.parse_args(argv)
-    chosen = [d.strip() for d in args.databases.split(",") if d.strip()]
-    if not chosen or set(chosen) - {"sqlite", "postgres"}:
-        parser.error("--databases takes sqlite and/or postgres")
+    chosen = chosen_databases(parser, args)
     results: dict[str, Any] = {
-        "benchmark": "access-cost",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join(
-            ["python -m benchmarks.access_cost", *(argv if argv is not None else sys.argv[1:])]
-        ),
+        **run_header("access-cost", "benchmarks.access_cost", argv),
         "n": args.n,
         "patients": args.patients,
         "threads": args.threads,
@@ -281,12 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in chosen:
         with tempfile.TemporaryDirectory(prefix="opengp-bench-") as tmp_name:
             results["databases"][name] = bench(name, Path(tmp_name), args)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "access-cost.json").write_text(json.dumps(results, indent=2) + "\n")
-    table = markdown(results)
-    (args.out / "access-cost.md").write_text(table)
-    print(table)
-    print(f"wrote {args.out / 'access-cost.json'} and {args.out / 'access-cost.md'}")
+    write_results(args.out, "access-cost", results, markdown(results))
     return 0
 
 

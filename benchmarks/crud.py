@@ -10,7 +10,6 @@ interleaved rounds of one run, so that the ratios hold on a noisy machine. See d
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import random
@@ -23,7 +22,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from importlib import metadata
 from importlib.util import find_spec
 from pathlib import Path
@@ -32,7 +30,18 @@ from typing import Any
 import orjson
 
 from benchmarks.floor import PostgresFloor, SqliteFloor, row
-from benchmarks.harness import Http, OpenGP, Process, Workload, fresh_postgres, measure
+from benchmarks.harness import (
+    Http,
+    OpenGP,
+    Process,
+    Workload,
+    chosen_databases,
+    database_arguments,
+    fresh_postgres,
+    measure,
+    run_header,
+    write_results,
+)
 from benchmarks.payloads import patient, transaction
 
 PACKAGES = ("uvicorn", "starlette", "sqlalchemy", "psycopg", "orjson", "fhir.resources", "pydantic")
@@ -252,25 +261,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.crud", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
-    parser.add_argument(
-        "--databases", default="sqlite,postgres", help="comma-separated: sqlite,postgres"
-    )
+    database_arguments(parser)
     parser.add_argument(
         "--n", type=int, default=2000, help="creates, reads, updates per mode (bundles: n/10)"
     )
     parser.add_argument("--threads", type=int, default=8, help="concurrent clients")
     parser.add_argument("--rounds", type=int, default=4, help="interleaved measuring rounds")
     args = parser.parse_args(argv)
-    chosen = [d.strip() for d in args.databases.split(",") if d.strip()]
-    if not chosen or set(chosen) - {"sqlite", "postgres"}:
-        parser.error("--databases takes sqlite and/or postgres")
+    chosen = chosen_databases(parser, args)
     results: dict[str, Any] = {
-        "benchmark": "crud",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join(
-            ["python -m benchmarks.crud", *(argv if argv is not None else sys.argv[1:])]
-        ),
+        **run_header("crud", "benchmarks.crud", argv),
         "n": args.n,
         "threads": args.threads,
         "rounds": args.rounds,
@@ -284,12 +284,7 @@ def main(argv: list[str] | None = None) -> int:
             database = sqlite_database(tmp) if name == "sqlite" else postgres_database()
             with database as db:
                 results["databases"][name] = bench(db, tmp, args.n, args.threads, args.rounds)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "crud.json").write_text(json.dumps(results, indent=2) + "\n")
-    table = markdown(results)
-    (args.out / "crud.md").write_text(table)
-    print(table)
-    print(f"wrote {args.out / 'crud.json'} and {args.out / 'crud.md'}")
+    write_results(args.out, "crud", results, markdown(results))
     return 0
 
 

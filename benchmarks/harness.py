@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import base64
 import http.client
 import json
@@ -17,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -374,3 +376,37 @@ def fresh_postgres(prefix: str = "opengp_bench") -> Iterator[tuple[str, str]]:
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def database_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every server benchmark takes: where to write, and which databases."""
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
+    parser.add_argument(
+        "--databases", default="sqlite,postgres", help="comma-separated: sqlite,postgres"
+    )
+
+
+def chosen_databases(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The databases `--databases` names (the parser's error when it names another)."""
+    chosen = [d.strip() for d in args.databases.split(",") if d.strip()]
+    if not chosen or set(chosen) - {"sqlite", "postgres"}:
+        parser.error("--databases takes sqlite and/or postgres")
+    return chosen
+
+
+def run_header(benchmark: str, module: str, argv: list[str] | None) -> dict[str, Any]:
+    """The start of a results file: which benchmark, when, and the command that ran it."""
+    return {
+        "benchmark": benchmark,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join([f"python -m {module}", *(argv if argv is not None else sys.argv[1:])]),
+    }
+
+
+def write_results(out: Path, stem: str, results: dict[str, Any], table: str) -> None:
+    """`<stem>.json` and `<stem>.md` in `out`; the table printed too."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / f"{stem}.md").write_text(table)
+    print(table)
+    print(f"wrote {out / f'{stem}.json'} and {out / f'{stem}.md'}")

@@ -1,4 +1,5 @@
-"""A real `opengp serve` process on a free loopback port, for tests that need one."""
+"""A real `opengp serve` process on a free loopback port, for tests that need one; and the
+application in process over HTTP (the `settings` and `http` fixtures) for the screen tests."""
 
 from __future__ import annotations
 
@@ -8,12 +9,19 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2 as httpx
+import pytest
+from starlette.testclient import TestClient
 
 from opengp.access.clients import register_client
+from opengp.app import create_app
+from opengp.config import Settings
 from opengp.store.sql import SqlStore
+
+SCREENS = "https://gp.test"
 
 
 def free_port() -> int:
@@ -93,3 +101,16 @@ class Server:
         response = httpx.post(f"{self.url}/oauth2/token", data=form, auth=(client_id, secret))
         assert response.status_code == 200, response.text
         return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+@pytest.fixture
+def settings(database_url: str, key_file: Path) -> Settings:
+    """The settings of the screen tests: the default limit on a request's body."""
+    return Settings(database_url=database_url, signing_key_path=str(key_file))
+
+
+@pytest.fixture
+def http(settings: Settings, store: SqlStore) -> Iterator[TestClient]:
+    """The application in process, for the screen tests: redirects are not followed."""
+    with TestClient(create_app(settings, store), base_url=SCREENS, follow_redirects=False) as c:
+        yield c

@@ -6,24 +6,20 @@ the policy does not let manage appointments are refused; odd input is never a 50
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import date
 from html import unescape
-from pathlib import Path
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
 from opengp.access import accounts
-from opengp.app import create_app
-from opengp.config import Settings
 from opengp.services import appointments as booking
 from opengp.store.sql import SqlStore
 from tests.functional.appointment_helpers import ADMIN, ORG, ROUTINE, resources, seed
-from tests.functional.test_web_sessions import NEW_PASSWORD, code_for, hidden, sign_in
+from tests.functional.server import http, settings
+from tests.functional.test_web_sessions import code_for, first_sign_in, hidden
 
-BASE = "https://gp.test"
 BOOKS = "/staff/practice/books"
 SLOTS = "/staff/practice/slots"
 ONLINE = "/staff/practice/online-booking"
@@ -44,16 +40,7 @@ GOOD_SESSION = {
     "online_days_ahead": "14",
 }
 
-
-@pytest.fixture
-def settings(database_url: str, key_file: Path) -> Settings:
-    return Settings(database_url=database_url, signing_key_path=str(key_file))
-
-
-@pytest.fixture
-def http(settings: Settings, store: SqlStore) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, store), base_url=BASE, follow_redirects=False) as c:
-        yield c
+__all__ = ["http", "settings"]  # the fixtures of the screen tests
 
 
 def signed_in_staff(
@@ -71,10 +58,7 @@ def signed_in_staff(
             organization_id=organization,
             with_totp=True,
         )
-    answer = sign_in(http, "staff", username, user.one_time_password, code_for(store, user))
-    form = {name: hidden(answer.text, name) for name in ("form_token", "change_token")}
-    form |= {"new_password": NEW_PASSWORD, "confirm_password": NEW_PASSWORD}
-    done = http.post("/staff/new-password", data=form)
+    done = first_sign_in(http, "staff", username, user.one_time_password, code_for(store, user))
     assert done.status_code == 303, done.text
     return hidden(http.get("/staff").text, "csrf_token")
 

@@ -4,35 +4,21 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from html import unescape
-from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
 from opengp.access import accounts
-from opengp.app import create_app
-from opengp.config import Settings
 from opengp.services import appointments as booking
 from opengp.services.appointments import PracticeSettings, times
 from opengp.store.sql import SqlStore
 from tests.functional.appointment_helpers import ADMIN, ORG, ROUTINE, seed
-from tests.functional.test_web_sessions import NEW_PASSWORD, hidden, sign_in
+from tests.functional.server import http, settings
+from tests.functional.test_web_sessions import first_sign_in, hidden
 
-BASE = "https://gp.test"
-
-
-@pytest.fixture
-def settings(database_url: str, key_file: Path) -> Settings:
-    return Settings(database_url=database_url, signing_key_path=str(key_file))
-
-
-@pytest.fixture
-def http(settings: Settings, store: SqlStore) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, store), base_url=BASE, follow_redirects=False) as c:
-        yield c
+__all__ = ["http", "settings"]  # the fixtures of the screen tests
 
 
 @pytest.fixture
@@ -55,10 +41,7 @@ def signed_in_patient(http: TestClient, store: SqlStore) -> None:
             fhir_user="Patient/pat-1",
             with_totp=False,
         )
-    answer = sign_in(http, "patient", "jo.smith", user.one_time_password)
-    form = {name: hidden(answer.text, name) for name in ("form_token", "change_token")}
-    form |= {"new_password": NEW_PASSWORD, "confirm_password": NEW_PASSWORD}
-    done = http.post("/patient/new-password", data=form)
+    done = first_sign_in(http, "patient", "jo.smith", user.one_time_password)
     assert done.status_code == 303, done.text
 
 

@@ -7,26 +7,22 @@ wrong role, a forged form or odd input refused, changing nothing, never a 500.""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date, time, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
 from opengp.access import accounts
-from opengp.app import create_app
-from opengp.config import Settings
 from opengp.services import appointments as booking
 from opengp.services.appointments import times
 from opengp.store.sql import SqlStore
 from tests.functional.appointment_helpers import ADMIN, ROUTINE, resources, slots_on
+from tests.functional.server import http, settings
 from tests.functional.test_appointment_screens import slot_status
-from tests.functional.test_web_sessions import NEW_PASSWORD, code_for, hidden, sign_in
+from tests.functional.test_web_sessions import code_for, first_sign_in, hidden
 
-BASE = "https://gp.test"
 # Every day, all day: whenever the tests run there are slots before and after now.
 ALL_WEEK = replace(
     ROUTINE,
@@ -36,6 +32,8 @@ ALL_WEEK = replace(
     slot_minutes=15,
 )
 ALERT = "Uses a wheelchair: book ground floor rooms"
+
+__all__ = ["http", "settings"]  # the fixtures of the screen tests
 
 
 def seed_practice(store: SqlStore) -> str:
@@ -94,23 +92,9 @@ def signed_in_as(
 ) -> str:
     """Through the first sign-in; the session's CSRF token."""
     user = staff_account(store, username, roles, role)
-    answer = sign_in(http, "staff", username, user.one_time_password, code_for(store, user))
-    form = {name: hidden(answer.text, name) for name in ("form_token", "change_token")}
-    form |= {"new_password": NEW_PASSWORD, "confirm_password": NEW_PASSWORD}
-    done = http.post("/staff/new-password", data=form)
+    done = first_sign_in(http, "staff", username, user.one_time_password, code_for(store, user))
     assert done.status_code == 303, done.text
     return hidden(http.get("/staff").text, "csrf_token")
-
-
-@pytest.fixture
-def settings(database_url: str, key_file: Path) -> Settings:
-    return Settings(database_url=database_url, signing_key_path=str(key_file))
-
-
-@pytest.fixture
-def http(settings: Settings, store: SqlStore) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, store), base_url=BASE, follow_redirects=False) as c:
-        yield c
 
 
 @pytest.fixture

@@ -8,35 +8,22 @@ import csv
 import io
 import re
 from collections import Counter
-from collections.abc import Iterator
 from datetime import date, timedelta
 from html import unescape
-from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
-from opengp.app import create_app
-from opengp.config import Settings
 from opengp.services.appointments.report import CSV_HEADER
 from opengp.store.sql import SqlStore
 from tests.functional.appointment_helpers import resources
+from tests.functional.server import http, settings
 from tests.functional.test_admin_screens import error_summary, signed_in_staff
 from tests.functional.test_appointments_report import booked
 
-BASE = "https://gp.test"
 REPORT = "/staff/practice/report"
 
-
-@pytest.fixture
-def settings(database_url: str, key_file: Path) -> Settings:
-    return Settings(database_url=database_url, signing_key_path=str(key_file))
-
-
-@pytest.fixture
-def http(settings: Settings, store: SqlStore) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, store), base_url=BASE, follow_redirects=False) as c:
-        yield c
+__all__ = ["http", "settings"]  # the fixtures of the screen tests
 
 
 def last_complete_week() -> date:

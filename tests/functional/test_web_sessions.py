@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from html import unescape
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,27 +16,16 @@ from starlette.testclient import TestClient
 
 from opengp.access import accounts, sessions, totp
 from opengp.access.accounts import CreatedUser
-from opengp.app import create_app
-from opengp.config import Settings
 from opengp.store.sql import SqlStore
 from opengp.store.sql.access_tables import login_session
 from opengp.store.sql.audit import query_audit
+from tests.functional.server import http, settings
 
-BASE = "https://gp.test"
 NEW_PASSWORD = "correct horse battery staple"
 SESSION = "__Host-opengp-session"
 FORM = "__Host-opengp-form"
 
-
-@pytest.fixture
-def settings(database_url: str, key_file: Path) -> Settings:
-    return Settings(database_url=database_url, signing_key_path=str(key_file))
-
-
-@pytest.fixture
-def http(settings: Settings, store: SqlStore) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, store), base_url=BASE, follow_redirects=False) as c:
-        yield c
+__all__ = ["http", "settings"]  # the fixtures of the screen tests
 
 
 def new_account(store: SqlStore, username: str, kind: str = "staff") -> CreatedUser:
@@ -74,6 +61,15 @@ def sign_in(
     form = {"form_token": hidden(page, "form_token"), "username": username}
     form |= {"password": password, "code": code}
     return http.post(f"/{area}/sign-in", data=form, headers=headers)
+
+
+def first_sign_in(http: TestClient, area: str, username: str, password: str, code: str = "") -> Any:
+    """Signing in with the one-time password (and code), then choosing a new password: the
+    answer to the new password."""
+    answer = sign_in(http, area, username, password, code)
+    form = {name: hidden(answer.text, name) for name in ("form_token", "change_token")}
+    form |= {"new_password": NEW_PASSWORD, "confirm_password": NEW_PASSWORD}
+    return http.post(f"/{area}/new-password", data=form)
 
 
 def signed_in_staff(http: TestClient, store: SqlStore, username: str = "gp.one") -> CreatedUser:
@@ -145,11 +141,7 @@ def test_the_cookies_are_host_only_secure_and_out_of_reach_of_scripts(
     for flag in ("HttpOnly", "Path=/", "SameSite=strict", "Secure"):
         assert flag in form_cookie
     user = new_account(store, "gp.cookie")
-    answer = sign_in(http, "staff", "gp.cookie", user.one_time_password, code_for(store, user))
-    page = answer.text
-    form = {name: hidden(page, name) for name in ("form_token", "change_token")}
-    form |= {"new_password": NEW_PASSWORD, "confirm_password": NEW_PASSWORD}
-    done = http.post("/staff/new-password", data=form)
+    done = first_sign_in(http, "staff", "gp.cookie", user.one_time_password, code_for(store, user))
     session_cookie = done.headers["set-cookie"]
     assert session_cookie.startswith(f"{SESSION}=")
     for flag in ("HttpOnly", "Path=/", "SameSite=lax", "Secure"):

@@ -224,13 +224,38 @@ async def _account(web: Web, signed: SignedIn, id: str) -> accounts.Account | Re
     return found
 
 
-async def show_account(web: Web, request: Request) -> Response:
+async def _account_shown(
+    web: Web, request: Request
+) -> tuple[SignedIn, accounts.Account] | Response:
+    """The manager, and the staff account the path names."""
     signed = await manager(web, request)
     if isinstance(signed, Response):
         return signed
     account = await _account(web, signed, request.path_params["id"])
     if isinstance(account, Response):
         return account
+    return signed, account
+
+
+async def _account_posted(
+    web: Web, request: Request
+) -> tuple[SignedIn, dict[str, str], accounts.Account] | Response:
+    """The manager, their checked form, and the staff account the path names."""
+    posted = await manager_post(web, request)
+    if isinstance(posted, Response):
+        return posted
+    signed, form = posted
+    account = await _account(web, signed, request.path_params["id"])
+    if isinstance(account, Response):
+        return account
+    return signed, form, account
+
+
+async def show_account(web: Web, request: Request) -> Response:
+    found = await _account_shown(web, request)
+    if isinstance(found, Response):
+        return found
+    signed, account = found
     roles = [f"{NATIONAL_ROLES.get(r, r)} ({r})" for r in sorted(account.roles)]
     context = STAFF.page(
         account.display_name,
@@ -254,13 +279,10 @@ async def new_second_factor(web: Web, request: Request) -> Response:
 
 
 async def _new_secret(web: Web, request: Request, what: str) -> Response:
-    posted = await manager_post(web, request)
+    posted = await _account_posted(web, request)
     if isinstance(posted, Response):
         return posted
-    signed, _ = posted
-    account = await _account(web, signed, request.path_params["id"])
-    if isinstance(account, Response):
-        return account
+    signed, _, account = posted
     principal, id = signed.principal, account.id
 
     def reset() -> CreatedUser:
@@ -297,12 +319,10 @@ def _wanted(request: Request, form: dict[str, str] | None = None) -> bool | None
 
 
 async def confirm_status(web: Web, request: Request) -> Response:
-    signed = await manager(web, request)
-    if isinstance(signed, Response):
-        return signed
-    account = await _account(web, signed, request.path_params["id"])
-    if isinstance(account, Response):
-        return account
+    found = await _account_shown(web, request)
+    if isinstance(found, Response):
+        return found
+    signed, account = found
     disable = _wanted(request)
     if disable is None:
         return refused(STAFF, "Choose to disable or enable the account.", 400, signed)
@@ -319,13 +339,10 @@ async def confirm_status(web: Web, request: Request) -> Response:
 
 
 async def change_status(web: Web, request: Request) -> Response:
-    posted = await manager_post(web, request)
+    posted = await _account_posted(web, request)
     if isinstance(posted, Response):
         return posted
-    signed, form = posted
-    account = await _account(web, signed, request.path_params["id"])
-    if isinstance(account, Response):
-        return account
+    signed, form, account = posted
     disable = _wanted(request, form)
     if disable is None:
         return refused(STAFF, "Choose to disable or enable the account.", 400, signed)

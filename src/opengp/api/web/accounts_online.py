@@ -86,16 +86,26 @@ def _patient(web: Web, id: str) -> tuple[dict[str, Any], OnlineRecordAccess, boo
     return {"id": id, "name": name or "No name recorded", "nhs_number": number}, own, has_own
 
 
-async def show(web: Web, request: Request) -> Response:
-    signed = await manager(web, request)
-    if isinstance(signed, Response):
-        return signed
-    id = request.path_params["id"]
+async def _patient_found(
+    web: Web, signed: SignedIn, id: str
+) -> tuple[dict[str, Any], OnlineRecordAccess, bool] | Response:
+    """The patient, what they may see online, and whether they have their own account; the
+    problem page when there is no such patient."""
     found = await call(STAFF, signed, lambda: _patient(web, id))
     if isinstance(found, Response):
         return found
     if found is None:
         return refused(STAFF, NO_PATIENT, 404, signed)
+    return found
+
+
+async def show(web: Web, request: Request) -> Response:
+    signed = await manager(web, request)
+    if isinstance(signed, Response):
+        return signed
+    found = await _patient_found(web, signed, request.path_params["id"])
+    if isinstance(found, Response):
+        return found
     patient, current, own = found
     values = {
         "level": current.level.value,
@@ -118,11 +128,9 @@ async def save(web: Web, request: Request) -> Response:
         return posted
     signed, form = posted
     id = request.path_params["id"]
-    found = await call(STAFF, signed, lambda: _patient(web, id))
+    found = await _patient_found(web, signed, id)
     if isinstance(found, Response):
         return found
-    if found is None:
-        return refused(STAFF, NO_PATIENT, 404, signed)
     patient, current, own = found
     errors: dict[str, str] = {}
     level = next((lv for lv in OnlineLevel if lv.value == form.get("level")), None)

@@ -7,6 +7,8 @@ Screens call `signed_in` (GET) or `signed_in_post` (POST) and either get the `Si
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -22,6 +24,17 @@ FORGED = "This form was not sent from this website, or the page was open too lon
 def see_other(location: str) -> RedirectResponse:
     # 303: the browser follows with GET, never posting the form again.
     return RedirectResponse(location, status_code=303, headers={"Cache-Control": "no-store"})
+
+
+def web_endpoint(
+    web: Web, handler: Callable[[Web, Request], Awaitable[Response]]
+) -> Callable[[Request], Awaitable[Response]]:
+    """A route's endpoint: `handler`, given the application's `Web` with each request."""
+
+    async def endpoint(request: Request) -> Response:
+        return await handler(web, request)
+
+    return endpoint
 
 
 def refused(

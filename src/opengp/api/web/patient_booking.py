@@ -11,9 +11,9 @@ appointments/online.py); a refusal is shown as the problem page.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from itertools import groupby
 from typing import Any
 
@@ -24,7 +24,7 @@ from starlette.routing import BaseRoute, Route
 from opengp.access.principal import Principal
 from opengp.api.web import pages
 from opengp.api.web.areas import PATIENT, Web
-from opengp.api.web.guard import refused, see_other, signed_in, signed_in_post
+from opengp.api.web.guard import refused, see_other, signed_in, signed_in_post, web_endpoint
 from opengp.api.web.service_calls import call, day_text, time_text, when_text
 from opengp.api.web.session import SignedIn
 from opengp.services import appointments as booking
@@ -54,13 +54,7 @@ class Offer:
 
 
 def routes(web: Web) -> list[BaseRoute]:
-    def bind(
-        handler: Callable[[Web, Request], Awaitable[Response]],
-    ) -> Callable[[Request], Awaitable[Response]]:
-        async def endpoint(request: Request) -> Response:
-            return await handler(web, request)
-
-        return endpoint
+    bind = partial(web_endpoint, web)
 
     return [
         Route(BASE, bind(appointments)),

@@ -10,6 +10,9 @@ home page only to those who may follow them.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -26,6 +29,8 @@ ONLINE = "/staff/practice/online-booking"
 REPORT = "/staff/practice/report"
 NOT_ALLOWED = "Your access role does not let you manage the practice's appointments."
 NO_PRACTICE = "Your account is not linked to a GP practice, so there is nothing to show here."
+
+T = TypeVar("T")
 
 
 def may_manage_appointments(principal: Principal) -> bool:
@@ -56,6 +61,34 @@ async def admin_post(
         return posted
     allowed = _allowed(posted[0], practice)
     return allowed if isinstance(allowed, Response) else posted
+
+
+async def practice_admin_with(
+    web: Web, request: Request, load: Callable[[SignedIn], Awaitable[T | Response]]
+) -> tuple[SignedIn, T] | Response:
+    """The member of staff acting for a practice (as `admin(..., practice=True)`), and what
+    `load` finds for them; otherwise the page to send."""
+    signed = await admin(web, request, practice=True)
+    if isinstance(signed, Response):
+        return signed
+    loaded = await load(signed)
+    if isinstance(loaded, Response):
+        return loaded
+    return signed, loaded
+
+
+async def practice_admin_post_with(
+    web: Web, request: Request, load: Callable[[SignedIn], Awaitable[T | Response]]
+) -> tuple[SignedIn, dict[str, str], T] | Response:
+    """As `practice_admin_with`, for a checked form post: the form too."""
+    posted = await admin_post(web, request, practice=True)
+    if isinstance(posted, Response):
+        return posted
+    signed, form = posted
+    loaded = await load(signed)
+    if isinstance(loaded, Response):
+        return loaded
+    return signed, form, loaded
 
 
 def _allowed(signed: SignedIn, practice: bool) -> SignedIn | Response:

@@ -14,7 +14,14 @@ from starlette.responses import Response
 from opengp.api.web import pages
 from opengp.api.web.areas import STAFF, Web
 from opengp.api.web.guard import see_other
-from opengp.api.web.practice_admin_access import BOOKS, SLOTS, admin, admin_post, organization
+from opengp.api.web.practice_admin_access import (
+    BOOKS,
+    SLOTS,
+    admin,
+    organization,
+    practice_admin_post_with,
+    practice_admin_with,
+)
 from opengp.api.web.practice_admin_directory import Book, Directory, books, directory
 from opengp.api.web.practice_admin_sessions import describe, own_book
 from opengp.api.web.service_calls import call, day_text
@@ -44,23 +51,18 @@ async def list_books(web: Web, request: Request) -> Response:
 
 
 async def new_book(web: Web, request: Request) -> Response:
-    signed = await admin(web, request, practice=True)
-    if isinstance(signed, Response):
-        return signed
-    known = await _directory(web, signed)
-    if isinstance(known, Response):
-        return known
+    allowed = await practice_admin_with(web, request, lambda s: _directory(web, s))
+    if isinstance(allowed, Response):
+        return allowed
+    signed, known = allowed
     return _new_book_page(signed, known, {}, {})
 
 
 async def create_book(web: Web, request: Request) -> Response:
-    posted = await admin_post(web, request, practice=True)
+    posted = await practice_admin_post_with(web, request, lambda s: _directory(web, s))
     if isinstance(posted, Response):
         return posted
-    signed, form = posted
-    known = await _directory(web, signed)
-    if isinstance(known, Response):
-        return known
+    signed, form, known = posted
     role, site = form.get("clinician", ""), form.get("site", "")
     errors = {}
     if role not in known.clinicians:
@@ -94,12 +96,12 @@ async def create_book(web: Web, request: Request) -> Response:
 
 
 async def show_book(web: Web, request: Request) -> Response:
-    signed = await admin(web, request, practice=True)
-    if isinstance(signed, Response):
-        return signed
-    found = await own_book(web, signed, request.path_params["id"])
-    if isinstance(found, Response):
-        return found
+    allowed = await practice_admin_with(
+        web, request, lambda s: own_book(web, s, request.path_params["id"])
+    )
+    if isinstance(allowed, Response):
+        return allowed
+    signed, found = allowed
     query = request.query_params
     made = {k: query.get(k, "") for k in ("made", "skipped", "weeks")}
     generated = made if all(v.isascii() and v.isdigit() for v in made.values()) else None
@@ -109,13 +111,12 @@ async def show_book(web: Web, request: Request) -> Response:
 
 
 async def generate(web: Web, request: Request) -> Response:
-    posted = await admin_post(web, request, practice=True)
+    posted = await practice_admin_post_with(
+        web, request, lambda s: own_book(web, s, request.path_params["id"])
+    )
     if isinstance(posted, Response):
         return posted
-    signed, form = posted
-    found = await own_book(web, signed, request.path_params["id"])
-    if isinstance(found, Response):
-        return found
+    signed, form, found = posted
     text = form.get("weeks", "").strip()
     if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_WEEKS):
         message = f"Enter how many weeks ahead to make slots for, from 1 to {MAX_WEEKS}"

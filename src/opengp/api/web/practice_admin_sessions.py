@@ -22,7 +22,12 @@ from starlette.responses import Response
 from opengp.api.web import pages
 from opengp.api.web.areas import STAFF, Web
 from opengp.api.web.guard import refused, see_other
-from opengp.api.web.practice_admin_access import BOOKS, admin, admin_post, organization
+from opengp.api.web.practice_admin_access import (
+    BOOKS,
+    organization,
+    practice_admin_post_with,
+    practice_admin_with,
+)
 from opengp.api.web.practice_admin_directory import Book, book, books
 from opengp.api.web.service_calls import call
 from opengp.api.web.session import SignedIn
@@ -103,23 +108,22 @@ async def own_book(web: Web, signed: SignedIn, schedule_id: str) -> Book | Respo
 
 
 async def new_session(web: Web, request: Request) -> Response:
-    signed = await admin(web, request, practice=True)
-    if isinstance(signed, Response):
-        return signed
-    found = await own_book(web, signed, request.path_params["id"])
-    if isinstance(found, Response):
-        return found
+    allowed = await practice_admin_with(
+        web, request, lambda s: own_book(web, s, request.path_params["id"])
+    )
+    if isinstance(allowed, Response):
+        return allowed
+    signed, found = allowed
     return _form(signed, found, {"slot_minutes": "15", "channel": "channel_in_person"}, {})
 
 
 async def add_session(web: Web, request: Request) -> Response:
-    posted = await admin_post(web, request, practice=True)
+    posted = await practice_admin_post_with(
+        web, request, lambda s: own_book(web, s, request.path_params["id"])
+    )
     if isinstance(posted, Response):
         return posted
-    signed, form = posted
-    found = await own_book(web, signed, request.path_params["id"])
-    if isinstance(found, Response):
-        return found
+    signed, form, found = posted
     session, errors = read_session(form)
     if session is not None:
         clash = await _clash(web, signed, found, session)
@@ -139,13 +143,12 @@ async def add_session(web: Web, request: Request) -> Response:
 
 
 async def remove_session(web: Web, request: Request) -> Response:
-    posted = await admin_post(web, request, practice=True)
+    posted = await practice_admin_post_with(
+        web, request, lambda s: own_book(web, s, request.path_params["id"])
+    )
     if isinstance(posted, Response):
         return posted
-    signed, _ = posted
-    found = await own_book(web, signed, request.path_params["id"])
-    if isinstance(found, Response):
-        return found
+    signed, _, found = posted
     key = request.path_params["key"]
     kept = tuple(s for s in found.summary.sessions if session_key(s) != key)
     if len(kept) == len(found.summary.sessions):

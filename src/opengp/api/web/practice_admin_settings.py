@@ -16,7 +16,12 @@ from opengp.api.web import pages
 from opengp.api.web.areas import STAFF, Web
 from opengp.api.web.forms import MAX_FIELDS
 from opengp.api.web.guard import see_other
-from opengp.api.web.practice_admin_access import ONLINE, admin, admin_post, organization
+from opengp.api.web.practice_admin_access import (
+    ONLINE,
+    organization,
+    practice_admin_post_with,
+    practice_admin_with,
+)
 from opengp.api.web.practice_admin_directory import books
 from opengp.api.web.service_calls import call
 from opengp.api.web.session import SignedIn
@@ -28,12 +33,10 @@ MAX_TYPES = MAX_FIELDS - 3
 
 
 async def show(web: Web, request: Request) -> Response:
-    signed = await admin(web, request, practice=True)
-    if isinstance(signed, Response):
-        return signed
-    loaded = await _load(web, signed)
-    if isinstance(loaded, Response):
-        return loaded
+    allowed = await practice_admin_with(web, request, lambda s: _load(web, s))
+    if isinstance(allowed, Response):
+        return allowed
+    signed, loaded = allowed
     current, types = loaded
     values = {
         "online_horizon_days": str(current.online_horizon_days),
@@ -44,13 +47,10 @@ async def show(web: Web, request: Request) -> Response:
 
 
 async def save(web: Web, request: Request) -> Response:
-    posted = await admin_post(web, request, practice=True)
+    posted = await practice_admin_post_with(web, request, lambda s: _load(web, s))
     if isinstance(posted, Response):
         return posted
-    signed, form = posted
-    loaded = await _load(web, signed)
-    if isinstance(loaded, Response):
-        return loaded
+    signed, form, loaded = posted
     _, types = loaded
     chosen = {v for k, v in form.items() if k.startswith("type_")}
     errors: dict[str, str] = {}

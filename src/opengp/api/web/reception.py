@@ -13,14 +13,13 @@ reception_cancel, reception_daylist (the day lists), reception_common (what they
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from functools import partial
 
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from opengp.api.web import pages
 from opengp.api.web.areas import Web
+from opengp.api.web.guard import web_endpoint
 from opengp.api.web.reception_booking import book, booked, check_booking, choose_slot, rebook
 from opengp.api.web.reception_cancel import cancel, confirm_cancel
 from opengp.api.web.reception_common import (
@@ -38,13 +37,7 @@ pages.ENVIRONMENT.globals["appointment_links"] = appointment_links
 
 
 def routes(web: Web) -> list[BaseRoute]:
-    def bind(
-        handler: Callable[[Web, Request], Awaitable[Response]],
-    ) -> Callable[[Request], Awaitable[Response]]:
-        async def endpoint(request: Request) -> Response:
-            return await handler(web, request)
-
-        return endpoint
+    bind = partial(web_endpoint, web)
 
     one = f"{PATIENTS}/{{patient}}"
     appointment = f"{one}/appointments/{{appointment}}"

@@ -22,6 +22,7 @@ from opengp.api.web.reception_common import (
     PATIENTS,
     REASONS,
     Person,
+    appointment_in_path,
     day_choices,
     one_appointment,
     options,
@@ -297,13 +298,10 @@ async def rebook(web: Web, request: Request) -> Response:
 
 
 async def booked(web: Web, request: Request) -> Response:
-    found = await patient_in_path(web, request)
+    found = await appointment_in_path(web, request)
     if isinstance(found, Response):
         return found
-    signed, patient = found
-    shown = await one_appointment(web, signed, patient, request.path_params["appointment"])
-    if isinstance(shown, Response):
-        return shown
+    signed, patient, shown = found
     moved = request.query_params.get("moved") == "1"
     return render(
         "reception_booked.jinja",

@@ -16,8 +16,8 @@ from opengp.api.web.reception_common import (
     PATIENTS,
     REASONS,
     Person,
+    appointment_in_path,
     one_appointment,
-    patient_in_path,
     query,
     render,
     today,
@@ -40,13 +40,10 @@ def _day_list_back(fields: dict[str, str], patient: Person) -> str:
 
 
 async def confirm_cancel(web: Web, request: Request) -> Response:
-    found = await patient_in_path(web, request)
+    found = await appointment_in_path(web, request)
     if isinstance(found, Response):
         return found
-    signed, patient = found
-    shown = await one_appointment(web, signed, patient, request.path_params["appointment"])
-    if isinstance(shown, Response):
-        return shown
+    signed, patient, shown = found
     return _cancel_page(signed, patient, shown, dict(request.query_params), {})
 
 

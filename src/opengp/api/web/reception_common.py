@@ -225,6 +225,20 @@ async def one_appointment(
     return appointment_row(view)
 
 
+async def appointment_in_path(
+    web: Web, request: Request
+) -> tuple[SignedIn, Person, dict[str, Any]] | Response:
+    """The member of staff, the patient and the one of their appointments the path names."""
+    found = await patient_in_path(web, request)
+    if isinstance(found, Response):
+        return found
+    signed, patient = found
+    shown = await one_appointment(web, signed, patient, request.path_params["appointment"])
+    if isinstance(shown, Response):
+        return shown
+    return signed, patient, shown
+
+
 async def write_for_patient(
     web: Web,
     request: Request,
