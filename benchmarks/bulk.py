@@ -14,7 +14,7 @@ import with that tree's code, interleaved with the current one on the same expor
 two are compared within one run on a noisy machine.
 
 The indexing cost: the practice loaded through the bulk path (`seed`, `create_many`) with
-and without search indexing (`insert_index_rows` made a no-op), interleaved, best of
+and without search indexing (`RowWriter.add_resource` made a no-op), interleaved, best of
 `--repeat`; the ratio of their throughputs. Targets: import 5,000 resources/s on both
 databases; a 10,000-patient migration (export + import + verify) under 15 minutes.
 """
@@ -132,12 +132,12 @@ def _seed_rate(url: str, patients: int, indexed: bool) -> tuple[float, float]:
     from opengp.demo.model import DemoConfig
     from opengp.store.migrate import upgrade
     from opengp.store.sql import SqlStore
-    from opengp.store.sql.store import SqlWriteTransaction
+    from opengp.store.sql.search_tables import RowWriter
 
     store = SqlStore.from_url(url)
     upgrade(store.engine)
     config = DemoConfig(patients=patients, seed=1, as_of=datetime.fromisoformat(AS_OF).date())
-    skip = mock.patch.object(SqlWriteTransaction, "insert_index_rows", return_value=None)
+    skip = mock.patch.object(RowWriter, "add_resource", return_value=None)
     try:
         with skip if not indexed else nullcontext():
             started, cpu = time.perf_counter(), time.process_time()

@@ -8,7 +8,7 @@ Per database and size: the dataset (benchmarks.datasets, kept between runs: a fi
 build/benchmarks/ for SQLite, a database `opengp_bench_dataset_<size>` on PostgreSQL), a real
 `opengp serve`, GP-typical searches with values drawn from the dataset, measured in
 interleaved rounds, and the plans of the SQL the compiler makes for them. Then, on an empty
-database, creates with and without search indexing (`insert_index_rows` made a no-op): in
+database, creates with and without search indexing (`RowWriter.add_resource` made a no-op): in
 bulk (`create_many`) and over HTTP. See docs/benchmarks.md.
 """
 
@@ -55,8 +55,7 @@ from opengp.search.query import parse_query
 from opengp.store.migrate import upgrade
 from opengp.store.sql import SqlStore
 from opengp.store.sql.search import Searcher
-from opengp.store.sql.search_tables import search_reference
-from opengp.store.sql.store import SqlWriteTransaction
+from opengp.store.sql.search_tables import RowWriter, search_reference
 from opengp.store.sql.tables import resource
 
 NHS_NUMBER = "https://fhir.nhs.uk/Id/nhs-number"
@@ -79,8 +78,8 @@ WHOLE_RECORD = ("revinclude_all", "everything")  # a quarter as many: each reads
 PLAN_LINES = 60  # of each statement's plan, in the report (the JSON keeps them all)
 # A server whose writes skip search indexing: the HTTP half of the indexing cost.
 UNINDEXED = (
-    "import sys; from opengp.store.sql.store import SqlWriteTransaction as T; "
-    "T.insert_index_rows = lambda self, bodies: None; from opengp.cli import main; "
+    "import sys; from opengp.store.sql.search_tables import RowWriter as W; "
+    "W.add_resource = lambda self, body: None; from opengp.cli import main; "
     "sys.exit(main())"
 )
 
@@ -324,7 +323,7 @@ def bulk_rate(database: str, tmp: Path, bodies: list[dict[str, Any]], indexed: b
     patch = (
         nullcontext()
         if indexed
-        else mock.patch.object(SqlWriteTransaction, "insert_index_rows", return_value=None)
+        else mock.patch.object(RowWriter, "add_resource", return_value=None)
     )
     with empty_database(database, tmp, f"bulk-{indexed}-{time.monotonic_ns()}") as url:
         store = SqlStore.from_url(url)

@@ -22,8 +22,10 @@ from opengp.demo.load import write_ndjson
 from opengp.services.bulk import importing
 from opengp.services.bulk.importing import Source, run_import
 from opengp.store.sql import SqlStore
+from opengp.store.sql.reindex import reindex
+from opengp.store.sql.search_tables import SEARCH_TABLES
 from opengp.store.sql.store import SqlWriteTransaction
-from opengp.store.sql.tables import resource
+from opengp.store.sql.tables import identifier_index, resource, resource_version
 from tests.functional.bulk_helpers import ASYNC, PRACTICE, BulkClient, bulk_app, token
 
 MIGRATION = "system/*.cruds"
@@ -271,15 +273,15 @@ def test_a_failure_while_loading_leaves_nothing_half_written(
     path = tmp_path / "all.ndjson"
     path.write_bytes(b"\n".join(practice) + b"\n")
     calls = Counter[str]()
-    create_many = SqlWriteTransaction.create_many
+    insert_new = SqlWriteTransaction.insert_new
 
-    def failing(tx: SqlWriteTransaction, bodies: Any) -> None:
-        calls["created"] += len(bodies)
+    def failing(tx: SqlWriteTransaction, ready: Any) -> None:
+        calls["created"] += len(ready)
         if calls["created"] > 300:  # some batches in
             raise RuntimeError("the disk is full")
-        create_many(tx, bodies)
+        insert_new(tx, ready)
 
-    monkeypatch.setattr(SqlWriteTransaction, "create_many", failing)
+    monkeypatch.setattr(SqlWriteTransaction, "insert_new", failing)
     monkeypatch.setattr(importing, "LOAD_BATCH", 100)
     with pytest.raises(RuntimeError):
         run_import(store, [Source("all.ndjson", path)], "all-or-nothing", tmp_path / "work")
@@ -291,7 +293,7 @@ def test_a_failure_while_loading_leaves_nothing_half_written(
     assert partial  # the batches before the failure
     for key, (_, content) in partial.items():
         assert orjson.loads(content)["id"] == key[1]  # whole resources only
-    monkeypatch.setattr(SqlWriteTransaction, "create_many", create_many)
+    monkeypatch.setattr(SqlWriteTransaction, "insert_new", insert_new)
     result = run_import(store, [Source("all.ndjson", path)], "valid-rest", tmp_path / "work")
     assert sum(result.unchanged.values()) == len(partial)
     assert set(_stored(store)) == _keys(practice)
@@ -349,3 +351,37 @@ def test_two_imports_of_the_same_practice_at_once_write_each_resource_once(
     unchanged = sum(sum(r.unchanged.values()) for r in results)
     assert (created, unchanged) == (len(practice), len(practice))
     assert {version for version, _ in _stored(store).values()} == {1}
+
+
+def _index_rows(store: SqlStore) -> dict[str, list[tuple[Any, ...]]]:
+    with store.engine.connect() as conn:
+        return {
+            table.name: sorted(map(tuple, conn.execute(select(table))), key=repr)
+            for table in (*SEARCH_TABLES, identifier_index)
+        }
+
+
+@pytest.mark.parametrize("mode", importing.MODES)
+def test_worker_processes_prepare_exactly_what_this_process_would(
+    store: SqlStore,
+    practice: list[bytes],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str,
+) -> None:
+    """`opengp import` parses, normalises and indexes the next batches in other processes
+    while it writes: the same resources, versions and index rows as indexing them here."""
+    path = tmp_path / "all.ndjson"
+    path.write_bytes(b"\n".join(practice) + b"\n")
+    monkeypatch.setattr(importing, "PARALLEL_FROM_BYTES", 0)
+    monkeypatch.setattr(importing, "PARALLEL_FROM_RESOURCES", 0)
+    monkeypatch.setattr(importing, "LOAD_BATCH", 150)
+    result = run_import(store, [Source("all.ndjson", path)], mode, tmp_path / "w", workers=2)  # type: ignore[arg-type]
+    assert result.loaded and result.counts()["created"] == len(practice)
+    assert set(_stored(store)) == _keys(practice)
+    with store.engine.connect() as conn:
+        versions = conn.execute(select(resource_version.c.version_id, resource_version.c.method))
+        assert set(versions) == {(1, "POST")}
+    prepared = _index_rows(store)
+    assert reindex(store) == len(practice)  # the index rows made again, here, one by one
+    assert _index_rows(store) == prepared

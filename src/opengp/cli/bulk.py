@@ -59,7 +59,10 @@ def register(commands: Any) -> None:
         "--report", metavar="FILE", help=f"problems found (default DIR/{IMPORT_REPORT})"
     )
     load.add_argument(
-        "--workers", type=int, default=min(4, os.cpu_count() or 1), help="processes that validate"
+        "--workers",
+        type=int,
+        default=min(4, os.cpu_count() or 1),
+        help="processes that check and prepare lines",
     )
     load.add_argument("--database", help=DATABASE_HELP)
     load.set_defaults(run=cmd_import)

@@ -7,10 +7,7 @@ validation is most of an import's cost.
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import IO
 
@@ -20,6 +17,7 @@ from opengp.fhir.errors import InvalidResource
 from opengp.fhir.references import is_valid_id, iter_references, parse_relative
 from opengp.fhir.validation import validate_resource
 from opengp.services.bulk.ndjson import MAX_LINE_BYTES, lines
+from opengp.services.bulk.parallel import ordered_map
 
 CHUNK_LINES = 500
 MAX_ISSUES_SHOWN = 3
@@ -117,20 +115,7 @@ def _chunks(stream: IO[bytes]) -> Iterator[list[tuple[int, bytes | None]]]:
 
 def check_stream(stream: IO[bytes], workers: int = 1) -> Iterator[Checked]:
     """Check the lines of an NDJSON stream, in order; with `workers` > 1, in that many
-    processes, a few chunks ahead of the reader (memory stays bounded)."""
-    if workers <= 1:
-        for chunk in _chunks(stream):
-            yield from _check_chunk(chunk)
-        return
-    # fork: the children start at once with validation loaded, and run only the pure
-    # `check_line`. Only single-threaded callers (`opengp import`) ask for workers: the
-    # server's job runner checks in its own thread (a fork there could copy a held lock).
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        window: deque[Future[list[Checked]]] = deque()
-        for chunk in _chunks(stream):
-            window.append(pool.submit(_check_chunk, chunk))
-            if len(window) >= 2 * workers:
-                yield from window.popleft().result()
-        while window:
-            yield from window.popleft().result()
+    processes (`parallel.ordered_map`)."""
+    with ordered_map(workers) as mapped:
+        for checked in mapped(_check_chunk, _chunks(stream)):
+            yield from checked

@@ -26,6 +26,7 @@ import itertools
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -36,16 +37,18 @@ from opengp.fhir import jsonio
 from opengp.services.bulk.checking import Checked, check_stream, line_digest
 from opengp.services.bulk.ledger import Ledger
 from opengp.services.bulk.ndjson import Problem, content_hash, file_sha256, lines
+from opengp.services.bulk.parallel import ordered_map
 from opengp.store import WriteConflict
 from opengp.store.base import AuditRecord
 from opengp.store.sql import SqlStore
 from opengp.store.sql import bulk as sql
-from opengp.store.sql.store import SqlWriteTransaction
+from opengp.store.sql.store import NewResource, SqlWriteTransaction, prepare_new
 
 Mode = Literal["all-or-nothing", "valid-rest"]
 MODES: tuple[str, ...] = get_args(Mode)
 LOAD_BATCH = 2000
 PARALLEL_FROM_BYTES = 8 * 1024 * 1024
+PARALLEL_FROM_RESOURCES = 10_000  # fewer: starting processes would cost more than it saves
 ATTEMPTS = 3
 FIRST_PROBLEMS = 100
 # Called with (phase: "checking" | "loading", done, total).
@@ -184,11 +187,9 @@ def _resolve_references(store: SqlStore, ledger: Ledger) -> None:
     ledger.reject_broken_references()
 
 
-def _accepted(
-    sources: Sequence[Source], ledger: Ledger, batch: int
-) -> Iterator[list[dict[str, Any]]]:
-    """The accepted lines' resources, read again from the files, `batch` at a time."""
-    bodies: list[dict[str, Any]] = []
+def _accepted(sources: Sequence[Source], ledger: Ledger, batch: int) -> Iterator[list[bytes]]:
+    """The accepted lines, read again from the files, `batch` at a time."""
+    found: list[bytes] = []
     for index, source in enumerate(sources):
         wanted = ledger.accepted_lines(index)
         expected = next(wanted, None)
@@ -200,45 +201,54 @@ def _accepted(
                     continue
                 if line_digest(line.data) != expected[1]:
                     break
-                bodies.append(jsonio.loads(line.data))
-                if len(bodies) >= batch:
-                    yield bodies
-                    bodies = []
+                found.append(line.data)
+                if len(found) >= batch:
+                    yield found
+                    found = []
                 expected = next(wanted, None)
                 if expected is None:
                     break
         if expected is not None:
             raise InputChanged(f"{source.name} changed while it was being imported: run again")
-    if bodies:
-        yield bodies
+    if found:
+        yield found
 
 
-def _write(tx: SqlWriteTransaction, bodies: list[dict[str, Any]], done: ImportResult) -> None:
+def _prepare(job: tuple[list[bytes], datetime, str]) -> list[NewResource]:
+    """Accepted lines made ready to insert, as version 1 written at `now` (pure: runs in
+    the worker processes)."""
+    found, now, dialect = job
+    return [prepare_new(jsonio.loads(data), now, dialect) for data in found]
+
+
+def _write(tx: SqlWriteTransaction, ready: list[NewResource], done: ImportResult) -> None:
     """Create, update or leave alone each resource (by comparing content hashes)."""
-    by_type: dict[str, list[dict[str, Any]]] = {}
-    for body in bodies:
-        by_type.setdefault(body["resourceType"], []).append(body)
+    by_type: dict[str, list[NewResource]] = {}
+    for item in ready:
+        by_type.setdefault(item.resource_type, []).append(item)
     for resource_type, group in by_type.items():
-        existing = {s.id: s for s in tx.read_many(resource_type, [b["id"] for b in group])}
+        existing = {s.id: s for s in tx.read_many(resource_type, [r.id for r in group])}
         new = []
-        for body in group:
-            previous = existing.get(body["id"])
+        for item in group:
+            previous = existing.get(item.id)
             if previous is None:
-                new.append(body)
+                new.append(item)
                 done.created[resource_type] += 1
-            elif previous.content is not None and content_hash(
+                continue
+            body = jsonio.loads(item.content)
+            if previous.content is not None and content_hash(
                 jsonio.loads(previous.content)
             ) == content_hash(body):
                 done.unchanged[resource_type] += 1
             else:  # changed, or deleted here since: a new version
-                tx.save(resource_type, body["id"], body, method="PUT", previous=previous)
+                tx.save(resource_type, item.id, body, method="PUT", previous=previous)
                 done.updated[resource_type] += 1
-        tx.create_many(new)
+        tx.insert_new(new)
 
 
 def _transaction(
     store: SqlStore,
-    batches: Callable[[], Iterable[list[dict[str, Any]]]],
+    batches: Callable[[], Iterable[list[NewResource]]],
     mode: Mode,
     audit: Audit | None,
     progress: Callable[[ImportResult], None],
@@ -249,8 +259,8 @@ def _transaction(
         done = ImportResult(mode)
         try:
             with store.writing() as tx:
-                for bodies in batches():
-                    _write(tx, bodies, done)
+                for ready in batches():
+                    _write(tx, ready, done)
                     progress(done)
                 if audit is not None:
                     tx.audit(audit({"operation": "import", **done.counts()}))
@@ -271,29 +281,39 @@ def _load(
     result: ImportResult,
     audit: Audit | None,
     progress: Progress | None,
+    workers: int,
 ) -> None:
-    """All-or-nothing: one transaction; valid-rest: one per batch."""
+    """All-or-nothing: one transaction; valid-rest: one per batch. Other processes parse,
+    normalise and index the next batches while this one writes."""
     loaded = 0
 
     def report(done: ImportResult) -> None:
         if progress:
             progress("loading", loaded + sum(done.counts().values()), result.accepted)
 
-    def batches() -> Iterator[list[dict[str, Any]]]:
-        return _accepted(sources, ledger, LOAD_BATCH)
+    with ordered_map(workers if result.accepted >= PARALLEL_FROM_RESOURCES else 1) as mapped:
 
-    if result.mode == "all-or-nothing":
-        parts: Iterable[ImportResult] = [_transaction(store, batches, result.mode, audit, report)]
-    else:
-        parts = (
-            _transaction(store, lambda b=b: [b], result.mode, audit, report)  # type: ignore[misc]
-            for b in batches()
-        )
-    for done in parts:
-        loaded += sum(done.counts().values())
-        result.created.update(done.created)
-        result.updated.update(done.updated)
-        result.unchanged.update(done.unchanged)
+        def batches() -> Iterator[list[NewResource]]:
+            jobs = (
+                (found, store.clock(), store.dialect)
+                for found in _accepted(sources, ledger, LOAD_BATCH)
+            )
+            return mapped(_prepare, jobs)
+
+        if result.mode == "all-or-nothing":
+            parts: Iterable[ImportResult] = [
+                _transaction(store, batches, result.mode, audit, report)
+            ]
+        else:
+            parts = (
+                _transaction(store, lambda b=b: [b], result.mode, audit, report)  # type: ignore[misc]
+                for b in batches()
+            )
+        for done in parts:
+            loaded += sum(done.counts().values())
+            result.created.update(done.created)
+            result.updated.update(done.updated)
+            result.unchanged.update(done.unchanged)
 
 
 def write_report(ledger: Ledger, path: Path) -> None:
@@ -332,7 +352,7 @@ def run_import(
             write_report(ledger, report)
         if mode == "all-or-nothing" and result.problems:
             return result
-        _load(store, sources, ledger, result, audit, progress)
+        _load(store, sources, ledger, result, audit, progress, workers)
         result.loaded = True
         return result
     finally:

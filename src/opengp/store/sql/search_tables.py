@@ -14,11 +14,14 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import Column, Connection, Float, Index, Integer, String, Table, Text
 from sqlalchemy.sql.schema import Column as ColumnType
 
+from opengp.search import fulltext
+from opengp.search.extract import index_rows
 from opengp.search.model import (
     DateRow,
     IndexRow,
@@ -29,7 +32,14 @@ from opengp.search.model import (
     TokenRow,
     UriRow,
 )
-from opengp.store.sql.tables import UtcDateTime, metadata
+from opengp.store.sql.indexing import identifier_rows
+from opengp.store.sql.tables import (
+    UtcDateTime,
+    identifier_index,
+    metadata,
+    resource,
+    resource_version,
+)
 
 # Index columns hold this many characters; longer values are indexed (and queried, see
 # `fit`) by their first WIDTH characters. Real codes, names and identifiers are far shorter.
@@ -197,6 +207,9 @@ TABLE_OF: dict[type[Any], Table] = {
 }
 # Each row type's fields: its table's columns after resource_type and resource_id.
 _FIELDS = {kind: tuple(f.name for f in fields(kind)) for kind in TABLE_OF}
+_TABLE_NAME = {kind: table.name for kind, table in TABLE_OF.items()}
+# A row's values in column order (every kind has `param` and at least one more: a tuple).
+_VALUES = {kind: attrgetter(*names) for kind, names in _FIELDS.items()}
 _RANGES = (NumberRow, QuantityRow)  # value, low, high held as floats
 # From this many rows, PostgreSQL gets a table's rows by COPY: several times cheaper per
 # row than an INSERT, but a statement of its own, which one resource's few rows don't repay.
@@ -206,7 +219,8 @@ Values = tuple[Any, ...]
 
 
 @lru_cache(maxsize=65536)  # the same few instants recur: period ends, whole days
-def _sqlite_time(value: datetime) -> str:
+def sqlite_time(value: datetime) -> str:
+    """How SQLAlchemy's SQLite DateTime stores an aware datetime (as UTC, no offset)."""
     # How SQLAlchemy's SQLite DATETIME stores UtcDateTime (naive UTC), so that the bound
     # parameters of queries compare with these rows exactly.
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
@@ -215,52 +229,89 @@ def _sqlite_time(value: datetime) -> str:
 class RowWriter:
     """Index rows written through the database driver: the bulk path inserts millions of
     rows, and per-row parameter processing by SQLAlchemy cost as much as the inserts
-    themselves (docs/benchmarks.md, "Bulk import"). Rows are gathered per table across all the
-    resources added, then each table's rows go in one executemany (positional parameters),
-    or on PostgreSQL, from COPY_FROM_ROWS rows, one COPY."""
+    themselves (docs/benchmarks.md, "Bulk import"). Rows are gathered per table (by name, so
+    that rows made in another process travel cheaply) across all the resources added, then
+    each table's rows go in one executemany (positional parameters), or on PostgreSQL, from
+    COPY_FROM_ROWS rows, one COPY."""
 
     def __init__(self, dialect: str) -> None:
-        mark = "?" if dialect == "sqlite" else "%s"
         self.sqlite = dialect == "sqlite"
-        tables = (*TABLE_OF.values(), search_text)
-        columns = {table: ", ".join(c.name for c in table.columns) for table in tables}
-        self.sql = {
-            table: f"INSERT INTO {table.name} ({names})"
-            f" VALUES ({', '.join(mark for _ in table.columns)})"
-            for table, names in columns.items()
-        }
-        self.copy_sql = {
-            table: f"COPY {table.name} ({names}) FROM STDIN" for table, names in columns.items()
-        }
-        self.rows: dict[Table, list[Values]] = {}
+        self.rows: dict[str, list[Values]] = {}
+
+    def write_first(self, *tables: Table) -> None:
+        """Write the rows of `tables` before the others (rows are written in the order
+        their tables were first used)."""
+        self.rows = {t.name: self.table(t.name) for t in tables} | self.rows
+
+    def add_resource(self, body: dict[str, Any]) -> None:
+        """All the index rows of one resource (as stored: with resourceType and id)."""
+        resource_type, id = body["resourceType"], body["id"]
+        self.add(resource_type, id, index_rows(body))
+        content = fulltext.content(body)
+        if content:
+            self.add_text(resource_type, id, fulltext.narrative(body), content)
+        # Kept for the previous release until a contract migration drops the table.
+        for system, value in identifier_rows(body):
+            self.table(identifier_index.name).append((resource_type, id, system, value))
+
+    def table(self, name: str) -> list[Values]:
+        found = self.rows.get(name)
+        if found is None:
+            found = self.rows[name] = []
+        return found
 
     def add(self, resource_type: str, resource_id: str, rows: Iterable[IndexRow]) -> None:
+        # Hot path (tens of rows a resource): exact type checks, one attrgetter a row.
         for row in rows:
             kind = type(row)
             values: list[Any] = [resource_type, resource_id]
-            for name in _FIELDS[kind]:
-                value = getattr(row, name)
-                if isinstance(value, str):
-                    value = fit(value)
-                elif isinstance(value, Decimal):
+            for value in _VALUES[kind](row):
+                cls = type(value)
+                if cls is str:
+                    if len(value) > WIDTH:
+                        value = value[:WIDTH]
+                elif cls is Decimal:
                     value = float(value)
-                elif isinstance(value, datetime) and self.sqlite:
-                    value = _sqlite_time(value)
+                elif cls is datetime and self.sqlite:
+                    value = sqlite_time(value)
                 values.append(value)
-            self.rows.setdefault(TABLE_OF[kind], []).append(tuple(values))
+            self.table(_TABLE_NAME[kind]).append(tuple(values))
 
     def add_text(self, resource_type: str, resource_id: str, narrative: str, content: str) -> None:
-        self.rows.setdefault(search_text, []).append(
-            (resource_type, resource_id, narrative, content)
-        )
+        self.table(search_text.name).append((resource_type, resource_id, narrative, content))
+
+    def extend(self, rows: dict[str, list[Values]]) -> None:
+        """Rows another writer gathered (e.g. in another process)."""
+        for name, more in rows.items():
+            self.table(name).extend(more)
 
     def write(self, conn: Connection) -> None:
-        for table, rows in self.rows.items():
+        for name, rows in self.rows.items():
+            if not rows:
+                continue
+            insert, copy = _STATEMENTS[self.sqlite][name]
             if self.sqlite or len(rows) < COPY_FROM_ROWS:
-                conn.exec_driver_sql(self.sql[table], rows)
+                conn.exec_driver_sql(insert, rows)
             else:
-                copy_rows(conn, self.copy_sql[table], rows)
+                copy_rows(conn, copy, rows)
         self.rows = {}
+
+
+def _statements(table: Table, sqlite: bool) -> tuple[str, str]:
+    """Positional INSERT and COPY of a row of `table` (but an auto-incremented `seq`)."""
+    names = [c.name for c in table.columns if c.name != "seq"]
+    listed = ", ".join(names)
+    marks = ", ".join("?" if sqlite else "%s" for _ in names)
+    return (
+        f"INSERT INTO {table.name} ({listed}) VALUES ({marks})",
+        f"COPY {table.name} ({listed}) FROM STDIN",
+    )
+
+
+_WRITTEN = (*TABLE_OF.values(), search_text, identifier_index, resource, resource_version)
+_STATEMENTS = {
+    sqlite: {t.name: _statements(t, sqlite) for t in _WRITTEN} for sqlite in (True, False)
+}
 
 
 def copy_rows(conn: Connection, sql: str, rows: Iterable[Values]) -> None:

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Connection,
@@ -23,8 +23,6 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from opengp.fhir import jsonio
 from opengp.fhir.datetimes import instant
-from opengp.search import fulltext
-from opengp.search.extract import index_rows
 from opengp.search.parse import RelationshipLink, SearchQuery
 from opengp.store.base import (
     AuditRecord,
@@ -36,9 +34,13 @@ from opengp.store.base import (
     WriteConflict,
 )
 from opengp.store.sql import audit, dialects
-from opengp.store.sql.indexing import identifier_rows
 from opengp.store.sql.search import Compiler, Searcher
-from opengp.store.sql.search_tables import SEARCH_TABLES, RowWriter
+from opengp.store.sql.search_tables import (
+    SEARCH_TABLES,
+    RowWriter,
+    Values,
+    sqlite_time,
+)
 from opengp.store.sql.tables import identifier_index, resource, resource_version
 
 Clock = Callable[[], datetime]
@@ -74,7 +76,6 @@ UPDATE_CURRENT = update(resource).where(
     _r.version_id == bindparam("prev"),
 )
 INSERT_VERSION = insert(resource_version)
-INSERT_INDEX = insert(identifier_index)
 DELETE_INDEX = delete(identifier_index).where(
     _i.resource_type == bindparam("rt"), _i.resource_id == bindparam("rid")
 )
@@ -97,6 +98,27 @@ def _normalise(
     normalised = {"resourceType": resource_type, "id": id, "meta": meta}
     normalised.update((k, v) for k, v in body.items() if k not in normalised)
     return normalised, jsonio.dumps(normalised)
+
+
+class NewResource(NamedTuple):
+    """A new resource made ready to insert: its stored content (version 1) and every row of
+    its search indexes, by table. Pure data: the bulk import makes these in other processes
+    (a tuple: the cheapest to send between them)."""
+
+    resource_type: str
+    id: str
+    last_updated: datetime
+    content: bytes
+    rows: dict[str, list[Values]]
+
+
+def prepare_new(body: dict[str, Any], now: datetime, dialect: str) -> NewResource:
+    """`body` (with resourceType and id) as version 1 written at `now`, indexed."""
+    resource_type, id = body["resourceType"], body["id"]
+    normalised, content = _normalise(resource_type, id, body, 1, now)
+    writer = RowWriter(dialect)
+    writer.add_resource(normalised)
+    return NewResource(resource_type, id, now, content, writer.rows)
 
 
 class SqlReadTransaction:
@@ -242,28 +264,25 @@ class SqlWriteTransaction(SqlReadTransaction):
         that validated their input): version 1 of each, indexed like `save`. An id that
         already exists fails the whole transaction.
         """
-        now = self.clock()
-        current: list[dict[str, Any]] = []
-        normalised_bodies: list[dict[str, Any]] = []
-        for body in resources:
-            resource_type, id = body["resourceType"], body["id"]
-            normalised, content = _normalise(resource_type, id, body, 1, now)
-            normalised_bodies.append(normalised)
-            current.append(
-                {
-                    "resource_type": resource_type,
-                    "id": id,
-                    "version_id": 1,
-                    "last_updated": now,
-                    "deleted": False,
-                    "content": content,
-                }
-            )
-        if not current:
+        now, dialect = self.clock(), self.conn.dialect.name
+        self.insert_new([prepare_new(body, now, dialect) for body in resources])
+
+    def insert_new(self, resources: Sequence[NewResource]) -> None:
+        """Insert resources `prepare_new` made ready (in this process or another)."""
+        if not resources:
             return
-        self.conn.execute(insert(resource), current)
-        self.conn.execute(INSERT_VERSION, [dict(row, method="POST") for row in current])
-        self.insert_index_rows(normalised_bodies)
+        sqlite = self.conn.dialect.name == "sqlite"
+        writer = RowWriter(self.conn.dialect.name)
+        # The resources first: their primary key refuses an id that exists before any index
+        # row is written.
+        writer.write_first(resource, resource_version)
+        current, versions = writer.table(resource.name), writer.table(resource_version.name)
+        for new in resources:
+            at = sqlite_time(new.last_updated) if sqlite else new.last_updated
+            current.append((new.resource_type, new.id, 1, at, False, new.content))
+            versions.append((new.resource_type, new.id, 1, at, "POST", False, new.content))
+            writer.extend(new.rows)
+        writer.write(self.conn)
 
     def delete(self, previous: StoredResource) -> StoredResource:
         now = self.clock()
@@ -311,21 +330,9 @@ class SqlWriteTransaction(SqlReadTransaction):
     def insert_index_rows(self, bodies: Sequence[dict[str, Any]]) -> None:
         """Index resources that have no index rows yet (new ones, or being re-indexed)."""
         writer = RowWriter(self.conn.dialect.name)
-        legacy: list[dict[str, Any]] = []
         for body in bodies:
-            resource_type, id = body["resourceType"], body["id"]
-            writer.add(resource_type, id, index_rows(body))
-            content = fulltext.content(body)
-            if content:
-                writer.add_text(resource_type, id, fulltext.narrative(body), content)
-            # Kept for the previous release until a contract migration drops the table.
-            legacy += [
-                {"resource_type": resource_type, "resource_id": id, "system": s, "value": v}
-                for s, v in identifier_rows(body)
-            ]
+            writer.add_resource(body)
         writer.write(self.conn)
-        if legacy:
-            self.conn.execute(INSERT_INDEX, legacy)
 
 
 class SqlStore:
