@@ -44,7 +44,7 @@ from benchmarks.harness import (
 )
 from benchmarks.payloads import patient, transaction
 
-PACKAGES = ("uvicorn", "starlette", "sqlalchemy", "psycopg", "orjson", "fhir.resources", "pydantic")
+PACKAGES = ("uvicorn", "starlette", "sqlalchemy", "psycopg", "orjson")
 TARGETS = {"create_vs_floor_insert": 3.0, "read_vs_floor_select_plus_http": 2.0}
 
 

@@ -3,7 +3,8 @@
     python -m benchmarks.datasets 100k --database URL
 
 The patient count for a size comes from the generator's own resources-per-patient, measured
-on a sample, so the datasets follow the generator as it changes. Seeds and "today" are fixed:
+on a sample, so the datasets follow the generator as it changes; each has at least its
+nominal number of resources. Seeds and "today" are fixed:
 the same size always builds the same practice.
 """
 
@@ -23,6 +24,10 @@ from opengp.store.sql.reindex import refresh_statistics
 
 SIZES = {"10k": 10_000, "100k": 100_000, "1m": 1_000_000}
 SAMPLE = 200
+# A practice-wide share (staff, rotas, slots) grows more slowly than the patients, so large
+# practices have fewer resources per patient than the sample: sized up to reach at least
+# the nominal size.
+MARGIN = 1.08
 
 
 def resources_per_patient() -> float:
@@ -32,7 +37,7 @@ def resources_per_patient() -> float:
 
 
 def config_for(size: str) -> DemoConfig:
-    patients = math.ceil(SIZES[size] / resources_per_patient())
+    patients = math.ceil(SIZES[size] * MARGIN / resources_per_patient())
     return DemoConfig(patients=patients, seed=1, as_of=AS_OF)
 
 

@@ -17,16 +17,19 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 from benchmarks.crud import postgres_database, sqlite_database
 from benchmarks.harness import Http, OpenGP
 from benchmarks.payloads import patient, transaction
+from opengp.fhir.nhs_number import NHS_NUMBER_SYSTEM as NHS_NUMBER
+from opengp.fhir.nhs_number import check_digit
 
 # A sample goes to the first layer whose markers occur anywhere in its stack.
 LAYERS = [
-    ("validation (fhir.resources / pydantic models)", ["fhir/validation.py"]),
+    ("validation", ["fhir/validation.py"]),
     ("SQLAlchemy commit", ["do_commit", "Transaction.commit", "do_rollback"]),
     (
         "SQLAlchemy connect / begin / savepoint",
@@ -59,13 +62,22 @@ def layers(stacks: Path) -> dict[str, float]:
     return {name: round(100 * counts[name] / total, 1) for name, _ in LAYERS}
 
 
+def _numbered(body: dict[str, Any], i: int) -> dict[str, Any]:
+    """`body` with an NHS number of its own (valid: the first with a check digit from i)."""
+    first = 900_000_000 + i * 10
+    while (check := check_digit(str(first))) is None:
+        first += 1
+    identifier = {**body["identifier"][0], "value": f"{first}{check}"}
+    return {**body, "identifier": [identifier, *body["identifier"][1:]]}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.profile_server", description=__doc__
     )
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument(
-        "--op", choices=["create", "read", "update", "transaction"], default="create"
+        "--op", choices=["create", "read", "update", "transaction", "search"], default="create"
     )
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()))
@@ -79,11 +91,15 @@ def main() -> int:
         database = sqlite_database(tmp) if args.database == "sqlite" else postgres_database()
         with database as db, OpenGP(db.url, tmp, tmp / "opengp.log") as server:
             s = Http(server.port, server.token)
+            bodies = [_numbered(patient(i), i) for i in range(300)]
             new = [
-                s.call("POST", "/fhir/Patient", orjson.dumps(patient(i)), expect=201)[1]
-                for i in range(300)
+                s.call("POST", "/fhir/Patient", orjson.dumps(body), expect=201)[1]
+                for body in bodies
             ]
             ids = [r.headers["Location"].split("/")[-3] for r in new]
+            # A one-match search: by NHS number, as reception and GP Connect consumers find
+            # a patient.
+            numbers = [body["identifier"][0]["value"] for body in bodies]
             record = [spy, "record", "--pid", str(server.pid), "--gil", "--rate", "250"]
             record += ["--format", "raw", "--nonblocking", "-o", str(stacks)]
             record += ["--duration", str(args.seconds)]
@@ -98,6 +114,9 @@ def main() -> int:
                     s.call("POST", "/fhir/Patient", orjson.dumps(patient(i)), expect=201)
                 elif args.op == "read":
                     s.call("GET", f"/fhir/Patient/{random.choice(ids)}")
+                elif args.op == "search":
+                    query = f"identifier={NHS_NUMBER}|{random.choice(numbers)}"
+                    s.call("GET", f"/fhir/Patient?{query}")
                 elif args.op == "update":
                     id = random.choice(ids)
                     s.call("PUT", f"/fhir/Patient/{id}", orjson.dumps({**patient(i), "id": id}))

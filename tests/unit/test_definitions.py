@@ -9,12 +9,12 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from fhir.resources.R4B import get_fhir_model_class
 
 from opengp.fhir.definitions import (
-    DETACHED,
     EXCLUDED_RESOURCE_TYPES,
+    FORMATS,
     RESOURCE_TYPES,
+    RULES,
     TYPES,
     UNCHECKED_BINDINGS,
     r4,
@@ -24,14 +24,13 @@ from tests.fhir_packages import package_dir
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_resource_types_are_r4_types_with_an_r4b_model() -> None:
+def test_resource_types_are_r4_types() -> None:
     assert {"Patient", "Observation", "Bundle", "Encounter", "Substance"} <= RESOURCE_TYPES
+    assert len(RESOURCE_TYPES) == 126
     assert len(RESOURCE_TYPES) + len(EXCLUDED_RESOURCE_TYPES) == 146  # R4 resource types
     assert not RESOURCE_TYPES & EXCLUDED_RESOURCE_TYPES.keys()
     # New in R4B, so not R4 types.
     assert not {"Citation", "ClinicalUseIssue", "SubscriptionTopic"} & RESOURCE_TYPES
-    for resource_type in RESOURCE_TYPES:
-        assert get_fhir_model_class(resource_type).get_resource_type() == resource_type
 
 
 def test_excluded_resource_types() -> None:
@@ -63,8 +62,7 @@ def test_excluded_resource_types() -> None:
     }
     others = {"EffectEvidenceSynthesis", "Evidence", "EvidenceVariable", "RiskEvidenceSynthesis"}
     assert set(EXCLUDED_RESOURCE_TYPES) == medicinal | substance | others
-    assert all(EXCLUDED_RESOURCE_TYPES.values())
-    assert "missing in R4B" in EXCLUDED_RESOURCE_TYPES["Evidence"]
+    assert set(EXCLUDED_RESOURCE_TYPES.values()) == {"not yet accepted by OpenGP"}
 
 
 def test_every_referenced_type_is_defined() -> None:
@@ -155,10 +153,96 @@ def test_bindings_that_cannot_be_enumerated_are_marked() -> None:
     assert TYPES["Patient"]["language"].codes is None  # preferred, not required
 
 
-def test_r4b_gaps_are_detached() -> None:
-    assert DETACHED["Extension"]["_valueString"] == "Element"
-    assert DETACHED["Extension"]["valueMeta"] == "Meta"
-    assert DETACHED["ElementDefinition"]["fixedMeta"] == "Meta"
+def test_required_elements() -> None:
+    assert RULES["Observation"].required == {"status", "code"}
+    assert RULES["Extension"].required == {"url"}
+    assert RULES["Observation.component"].required == {"code"}
+    assert RULES["Questionnaire.item"].required == {"linkId", "type"}
+    assert RULES["SearchParameter"].required >= {"base", "status", "code"}
+    assert "Patient" not in RULES or not RULES["Patient"].required
+    assert not {"Coding", "Reference", "Identifier", "Element", "Resource"} & RULES.keys()
+
+
+def test_choice_elements() -> None:
+    patient = RULES["Patient"]
+    assert patient.choices["deceasedBoolean"] == "deceased"
+    assert patient.choices["_deceasedDateTime"] == "deceased"  # primitive companions count
+    assert patient.required_choices == ()
+    extension = RULES["Extension"]
+    assert extension.choices["valueMeta"] == "value"
+    assert "_valueQuantity" not in extension.choices  # complex types have no companion
+    assert extension.required_choices == ()
+    assert RULES["MedicationRequest"].required_choices == ("medication",)
+    assert RULES["Immunization"].required_choices == ("occurrence",)
+    assert RULES["Observation.component"].required_choices == ()
+
+
+def test_primitive_regexes_come_from_the_definitions() -> None:
+    assert r4.PRIMITIVE_REGEXES["id"] == "[A-Za-z0-9\\-\\.]{1,64}"
+    assert r4.PRIMITIVE_REGEXES["base64Binary"] == "(\\s*([0-9a-zA-Z\\+/=]){4}\\s*)+"
+    assert "xhtml" not in r4.PRIMITIVE_REGEXES
+    assert set(FORMATS) == set(r4.PRIMITIVE_TYPES)
+    assert FORMATS["boolean"] is None
+
+
+@pytest.mark.parametrize(
+    ("type_", "good", "bad"),
+    [
+        ("id", ["a", "A-1.b", "a" * 64], ["a_b", "a" * 65, "a b", "", "é"]),
+        ("code", ["a", "a b", "x-1"], [" a", "a ", "a  b", "a\u00a0", ""]),
+        ("uri", ["urn:x", "http://x/y?z#w", "foo"], ["a b", " http://x", "http://x\u00a0", ""]),
+        ("url", ["http://x"], ["http://a b"]),
+        ("canonical", ["http://x|1.0"], ["http://x |1.0"]),
+        ("oid", ["urn:oid:1.2.3", "urn:oid:2.16.840"], ["urn:oid:1.02", "1.2.3", "urn:oid:3.1"]),
+        (
+            "uuid",
+            ["urn:uuid:c757873d-ec9a-4326-a141-556f43239520"],
+            [
+                "urn:uuid:C757873D-EC9A-4326-A141-556F43239520",
+                "c757873d-ec9a-4326-a141-556f43239520",
+            ],
+        ),
+        (
+            "base64Binary",
+            ["abcd", "ab==", "abc=", " abcd\n efgh ", "a+/="],
+            ["abc", "ab=c", "a==="],
+        ),
+        ("base64Binary", [], ["ab cd", "abcd=", "ab==cd==", "abc!"]),
+        ("date", ["2023", "2023-02", "2024-02-29", "2000-02-29"], ["2023-02-29", "1900-02-29"]),
+        (
+            "date",
+            [],
+            ["2023-02-30", "2023-04-31", "2023-13", "2023-1-1", "0000", "2023-01-01T00:00:00Z"],
+        ),
+        (
+            "dateTime",
+            ["2023", "2023-01-01", "2023-01-01T10:00:00Z", "2023-01-01T10:00:00.5+14:00"],
+            ["2023-01-01T10:00:00", "2023-01-01T10:00Z", "2023-01-01T24:00:00Z", "2023-02-30"],
+        ),
+        ("dateTime", ["2016-12-31T23:59:60Z"], ["2023-01-01T10:00:00+14:30", "2023-01-01T"]),
+        (
+            "instant",
+            ["2023-01-01T10:00:00Z", "2023-01-01T10:00:00.123-05:00"],
+            ["2023-01-01", "2023-01-01T10:00Z", "2023-01-01T10:00:00", "2023-02-30T00:00:00Z"],
+        ),
+        ("time", ["00:00:00", "23:59:59.999"], ["24:00:00", "10:00", "10:00:00Z", "9:00:00"]),
+        ("integer", [0, -(2**31), 2**31 - 1], [2**31, -(2**31) - 1]),
+        ("unsignedInt", [0, 2**31 - 1], [-1, 2**31]),
+        ("positiveInt", [1, 2**31 - 1], [0, -5, 2**31]),
+        (
+            "decimal",
+            [0, -1.5, Decimal("7.10"), 1e300],
+            [float("nan"), float("inf"), Decimal("NaN")],
+        ),
+        ("string", ["a", "  ", "a\u00a0b", "tab\there\r\n"], ["", "a\u0000", "\u001f"]),
+        ("markdown", ["*a*"], ["", "a\u0001"]),
+    ],
+)
+def test_primitive_formats(type_: str, good: list[object], bad: list[object]) -> None:
+    valid = FORMATS[type_]
+    assert valid is not None
+    assert [v for v in good if not valid(v)] == []
+    assert [v for v in bad if valid(v)] == []
 
 
 # --- the generator ----------------------------------------------------------------------

@@ -62,8 +62,7 @@ def test_official_examples_are_valid(name: str) -> None:
 
 
 def test_primitive_extension_in_extension_is_accepted() -> None:
-    # CodeSystem-v2-0061 has `_valueString` inside an Extension: valid R4 that the R4B
-    # model rejects on its own.
+    # CodeSystem-v2-0061 has `_valueString` inside an Extension (valid R4).
     resource = load("CodeSystem-v2-0061.json")
     assert "_valueString" in json.dumps(resource)
     validate_resource(resource)
@@ -123,7 +122,9 @@ def test_cardinality() -> None:
 def test_two_values_for_one_choice_element() -> None:
     error = rejection(patient(deceasedBoolean=True, deceasedDateTime="2020-01-01"))
     assert error.status == 400
-    assert error.issues[0].expression == ("Patient",)
+    assert expressions(error) == ["Patient.deceased"]
+    assert error.issues[0].code == "structure"
+    assert "deceasedBoolean, deceasedDateTime" in error.issues[0].diagnostics
 
 
 @pytest.mark.parametrize(
@@ -197,8 +198,8 @@ def test_system_typed_ids_take_no_extensions() -> None:
     assert expressions(error) == ["Patient._id"]
 
 
-def test_extension_value_meta_is_validated_outside_the_model() -> None:
-    # Meta is an R4 Extension.value[x] type, not an R4B one.
+def test_extension_value_meta_is_validated() -> None:
+    # Meta is an R4 Extension.value[x] type (not an R4B one).
     ok = {"url": "http://example.org/x", "valueMeta": {"lastUpdated": "2020-01-01T00:00:00Z"}}
     validate_resource(patient(extension=[ok]))
     bad = {"url": "http://example.org/x", "valueMeta": {"lastUpdated": "yesterday"}}
@@ -211,6 +212,273 @@ def test_primitive_extension_in_extension_is_still_validated() -> None:
     extension = {"url": "http://example.org/x", "valueString": "a", "_valueString": inner}
     error = rejection(patient(extension=[extension]))
     assert expressions(error) == ["Patient.extension[0].valueString.extension[0].valueDate"]
+
+
+# --- required elements, choices and primitive formats ------------------------------------
+
+EXT = "http://example.org/x"
+
+
+def extension(**value: Any) -> dict[str, Any]:
+    return {"url": EXT, **value}
+
+
+def with_extension(**value: Any) -> dict[str, Any]:
+    return patient(extension=[extension(**value)])
+
+
+def medication_request(**elements: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "MedicationRequest",
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": "Patient/1"},
+        **elements,
+    }
+
+
+def without(resource: dict[str, Any], name: str) -> dict[str, Any]:
+    return {k: v for k, v in resource.items() if k != name}
+
+
+LEAVES_ONLY_ID = {"id": "s1"}
+NULL_FLAVOUR = {"extension": [extension(valueCode="unknown")]}
+
+# (resource, expression, issue code): each a valid resource with one thing broken.
+INVALID = {
+    # required elements (min >= 1), wherever the type occurs
+    "missing status": (without(observation(), "status"), "Observation.status", "required"),
+    "missing code": (without(observation(), "code"), "Observation.code", "required"),
+    "status with only an id": (
+        without(observation(_status=LEAVES_ONLY_ID), "status"),
+        "Observation.status",
+        "required",
+    ),
+    "backbone element": (
+        observation(component=[{"valueString": "x"}]),
+        "Observation.component[0].code",
+        "required",
+    ),
+    "extension url": (
+        patient(extension=[{"valueString": "x"}]),
+        "Patient.extension[0].url",
+        "required",
+    ),
+    "extension in an extension": (
+        with_extension(extension=[{"valueString": "x"}]),
+        "Patient.extension[0].extension[0].url",
+        "required",
+    ),
+    "extension of a primitive": (
+        patient(birthDate="2000", _birthDate={"extension": [{"valueString": "x"}]}),
+        "Patient.birthDate.extension[0].url",
+        "required",
+    ),
+    "contained resource": (
+        patient(contained=[without(observation(id="o"), "code")]),
+        "Patient.contained[0].code",
+        "required",
+    ),
+    "bundle entry": (
+        {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": [{"resource": patient()}, {"resource": without(observation(), "status")}],
+        },
+        "Bundle.entry[1].resource.status",
+        "required",
+    ),
+    "bundle type": ({"resourceType": "Bundle"}, "Bundle.type", "required"),
+    "required choice": (
+        medication_request(),
+        "MedicationRequest.medication",
+        "required",
+    ),
+    # choice elements: one type at most
+    "two types": (
+        patient(deceasedBoolean=True, deceasedDateTime="2020-01-01"),
+        "Patient.deceased",
+        "structure",
+    ),
+    "two extension values": (
+        with_extension(valueString="x", valueBoolean=True),
+        "Patient.extension[0].value",
+        "structure",
+    ),
+    "a value and another type's extensions": (
+        with_extension(valueString="x", _valueBoolean=NULL_FLAVOUR),
+        "Patient.extension[0].value",
+        "structure",
+    ),
+    "two component values": (
+        observation(component=[{"code": {"text": "a"}, "valueString": "x", "valueInteger": 1}]),
+        "Observation.component[0].value",
+        "structure",
+    ),
+    "two medications": (
+        medication_request(
+            medicationCodeableConcept={"text": "x"},
+            medicationReference={"reference": "Medication/1"},
+        ),
+        "MedicationRequest.medication",
+        "structure",
+    ),
+    # primitive formats
+    "date: no such day": (patient(birthDate="2023-02-30"), "Patient.birthDate", "value"),
+    "date: not a leap year": (patient(birthDate="1900-02-29"), "Patient.birthDate", "value"),
+    "date: month 13": (patient(birthDate="2023-13-01"), "Patient.birthDate", "value"),
+    "date: no zero padding": (patient(birthDate="2023-1-1"), "Patient.birthDate", "value"),
+    "date: year 0": (patient(birthDate="0000"), "Patient.birthDate", "value"),
+    "date: with a time": (patient(birthDate="2023-01-01T00:00:00Z"), "Patient.birthDate", "value"),
+    "dateTime: time without zone": (
+        observation(effectiveDateTime="2023-01-01T10:00:00"),
+        "Observation.effectiveDateTime",
+        "value",
+    ),
+    "dateTime: no such day": (
+        observation(effectiveDateTime="2023-02-30T10:00:00Z"),
+        "Observation.effectiveDateTime",
+        "value",
+    ),
+    "dateTime: 24:00": (
+        observation(effectiveDateTime="2023-01-01T24:00:00Z"),
+        "Observation.effectiveDateTime",
+        "value",
+    ),
+    "dateTime: zone beyond 14:00": (
+        observation(effectiveDateTime="2023-01-01T10:00:00+14:30"),
+        "Observation.effectiveDateTime",
+        "value",
+    ),
+    "instant: no seconds": (
+        observation(issued="2023-01-01T10:00Z"),
+        "Observation.issued",
+        "value",
+    ),
+    "instant: no time": (observation(issued="2023-01-01"), "Observation.issued", "value"),
+    "instant: no zone": (observation(issued="2023-01-01T10:00:00"), "Observation.issued", "value"),
+    "time: 24:00": (observation(valueTime="24:00:00"), "Observation.valueTime", "value"),
+    "time: no seconds": (observation(valueTime="10:00"), "Observation.valueTime", "value"),
+    "id: underscore": (patient(id="a_b"), "Patient.id", "value"),
+    "id: 65 characters": (patient(id="a" * 65), "Patient.id", "value"),
+    "id: of a contained resource": (
+        patient(contained=[patient(id="a b")]),
+        "Patient.contained[0].id",
+        "value",
+    ),
+    "code: leading space": (
+        observation(valueQuantity={"value": 1, "code": " kg"}),
+        "Observation.valueQuantity.code",
+        "value",
+    ),
+    "code: double space": (
+        with_extension(valueCode="a  b"),
+        "Patient.extension[0].valueCode",
+        "value",
+    ),
+    "uri: space": (
+        observation(valueQuantity={"value": 1, "system": "http://unitsofmeasure.org /"}),
+        "Observation.valueQuantity.system",
+        "value",
+    ),
+    "url: space": (with_extension(valueUrl="http://a b"), "Patient.extension[0].valueUrl", "value"),
+    "canonical in a list: space": (
+        patient(meta={"profile": ["http://x", "http://a b"]}),
+        "Patient.meta.profile[1]",
+        "value",
+    ),
+    "integer: 2**31": (
+        patient(multipleBirthInteger=2**31),
+        "Patient.multipleBirthInteger",
+        "value",
+    ),
+    "integer: below -2**31": (
+        patient(multipleBirthInteger=-(2**31) - 1),
+        "Patient.multipleBirthInteger",
+        "value",
+    ),
+    "unsignedInt: negative": (patient(photo=[{"size": -1}]), "Patient.photo[0].size", "value"),
+    "positiveInt: 0": (
+        with_extension(valuePositiveInt=0),
+        "Patient.extension[0].valuePositiveInt",
+        "value",
+    ),
+    "decimal: NaN": (
+        observation(valueQuantity={"value": float("nan")}),
+        "Observation.valueQuantity.value",
+        "value",
+    ),
+    "base64Binary: not groups of four": (
+        patient(photo=[{"data": "abc"}]),
+        "Patient.photo[0].data",
+        "value",
+    ),
+    "base64Binary: padding inside": (
+        patient(photo=[{"data": "ab=c"}]),
+        "Patient.photo[0].data",
+        "value",
+    ),
+    "oid: no urn:oid:": (
+        with_extension(valueOid="1.2.3"),
+        "Patient.extension[0].valueOid",
+        "value",
+    ),
+    "oid: leading zero": (
+        with_extension(valueOid="urn:oid:1.02"),
+        "Patient.extension[0].valueOid",
+        "value",
+    ),
+    "uuid: upper case": (
+        with_extension(valueUuid="urn:uuid:C757873D-EC9A-4326-A141-556F43239520"),
+        "Patient.extension[0].valueUuid",
+        "value",
+    ),
+    "uuid: no urn:uuid:": (
+        with_extension(valueUuid="c757873d-ec9a-4326-a141-556f43239520"),
+        "Patient.extension[0].valueUuid",
+        "value",
+    ),
+    "meta lastUpdated": (
+        patient(meta={"lastUpdated": "2023-01-01T10:00:00"}),
+        "Patient.meta.lastUpdated",
+        "value",
+    ),
+}
+
+
+@pytest.mark.parametrize(("resource", "expression", "code"), INVALID.values(), ids=INVALID)
+def test_invalid_r4_is_rejected(resource: dict[str, Any], expression: str, code: str) -> None:
+    error = rejection(resource)
+    assert error.status == 400
+    assert expressions(error) == [expression]
+    assert error.issues[0].code == code
+
+
+VALID = {
+    "required primitive with only extensions": without(observation(_status=NULL_FLAVOUR), "status"),
+    "required choice": medication_request(medicationCodeableConcept={"text": "x"}),
+    "choice value with its own extensions": with_extension(
+        valueString="x", _valueString=NULL_FLAVOUR
+    ),
+    "partial dates": patient(birthDate="2023-02", deceasedDateTime="2024"),
+    "leap day": patient(birthDate="2024-02-29"),
+    # http://hl7.org/fhir/R4/datatypes.html#dateTime: "Leap Seconds are allowed".
+    "leap second": observation(issued="2016-12-31T23:59:60Z"),
+    "fractional seconds and zones": observation(
+        effectiveDateTime="2023-01-01T10:00:00.123+14:00", issued="2023-01-01T10:00:00.5-05:00"
+    ),
+    "id of 64 characters": patient(id="A-z.0" + "a" * 59),
+    "no-break space in a string": patient(name=[{"family": "van\u00a0Dyke"}]),
+    "integer limits": patient(multipleBirthInteger=-(2**31), photo=[{"size": 0}]),
+    "base64 with whitespace between groups": patient(photo=[{"data": "abcd\n efg= "}]),
+    "any UUID version": with_extension(valueUuid="urn:uuid:c757873d-ec9a-1326-a141-556f43239520"),
+    "relative url": with_extension(valueUrl="Patient/1"),
+}
+
+
+@pytest.mark.parametrize("resource", VALID.values(), ids=VALID)
+def test_valid_r4_is_accepted(resource: dict[str, Any]) -> None:
+    validate_resource(resource)
 
 
 # --- resource types ---------------------------------------------------------------------
@@ -408,6 +676,10 @@ def _examples_dir() -> Path | None:
 INVALID_EXAMPLES = {
     "Questionnaire-qs1.json": "Questionnaire.item[0].item[0].linkId",  # linkId is 1..1
     "CodeSystem-v2-0550.json": "CodeSystem.concept[74].code",  # non-breaking space in a code
+    # An id of 67 characters; an id has at most 64.
+    "SearchParameter-questionnaireresponse-extensions-QuestionnaireResponse-item-subject.json": (
+        "SearchParameter.id"
+    ),
     **{
         f"SearchParameter-{vs}-extensions-{rt}-{name}.json": "SearchParameter.base"  # 1..*
         for vs, rt in (("codesystem", "CodeSystem"), ("valueset", "ValueSet"))

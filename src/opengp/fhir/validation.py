@@ -1,34 +1,28 @@
 """Validation of every resource written: FHIR R4 JSON, structure, required bindings, UK Core.
 
-`validate_resource` runs two passes and reports every problem found (up to MAX_ISSUES), each
-naming its element as a FHIRPath (`Patient.identifier[0].value`):
-
-1. One walk of the JSON with the R4 element model generated from the official definitions
-   (opengp.fhir.definitions). It enforces what the fhir.resources models do not: the JSON
-   rules of http://hl7.org/fhir/R4/json.html (no nulls, no empty strings, arrays or
-   objects; booleans and numbers as JSON booleans and numbers, not strings); R4 (not R4B)
-   element names and resource types; required bindings
-   (http://hl7.org/fhir/R4/terminologies.html#required); Reference.reference syntax
-   (http://hl7.org/fhir/R4/references.html); and the UK Core NHS number check digit.
-2. The fhir.resources R4B pydantic model of the resource, for cardinality, required elements,
-   choice exclusivity and primitive formats (dates, ids, ...). The generator accepts only
-   resource types whose R4B model takes every R4 element (see r4.EXCLUDED_RESOURCE_TYPES).
+`validate_resource` walks the JSON once with the R4 element model generated from the official
+definitions (opengp.fhir.definitions) and reports every problem found (up to MAX_ISSUES),
+each naming its element as a FHIRPath (`Patient.identifier[0].value`; a choice element by its
+base name, `Patient.deceased`). It enforces:
+- the JSON rules of http://hl7.org/fhir/R4/json.html: no nulls, no empty strings, arrays or
+  objects; booleans and numbers as JSON booleans and numbers, not strings; arrays exactly for
+  elements that repeat; `_name` companions only for primitives;
+- R4 (not R4B) element names and resource types;
+- required elements (min >= 1) of every resource, datatype and BackboneElement, in contained
+  resources, Bundle entries and extensions too; a required primitive may be present as its
+  `_name` companion with extensions only (http://hl7.org/fhir/R4/extensibility.html#Special-Case);
+- choice elements (http://hl7.org/fhir/R4/formats.html#choice): at most one type present,
+  exactly one when required;
+- primitive formats (http://hl7.org/fhir/R4/datatypes.html#primitive): the regex of each type
+  from its StructureDefinition, real calendar dates, 32-bit integers, finite decimals,
+  base64 padding (RFC 4648); strings without control characters;
+- required bindings (http://hl7.org/fhir/R4/terminologies.html#required);
+- Reference.reference syntax (http://hl7.org/fhir/R4/references.html);
+- the UK Core NHS number check digit.
+Invariants (FHIRPath constraints such as ele-1 or ext-1) are not checked.
 
 Status is 400 for structural, datatype and reference-syntax problems; 422 when the only
 problems are required bindings and business rules (http://hl7.org/fhir/R4/http.html#update).
-
-False rejections of valid R4 by the R4B models, found by comparing the R4 definitions with
-the models (scripts/generate_fhir_definitions.py) and confirmed on the official examples,
-are worked around by taking those elements out before model validation and validating each
-on its own against the R4B model of its type (r4.R4B_DETACHED):
-- primitive extensions on Extension.value[x] (`"_valueString": {"extension": [...]}`): the
-  R4B Extension model has no `_value[x]` fields, yet R4 allows them (47 official v2
-  CodeSystem examples, e.g. CodeSystem-v2-0003, and Bundle-v2-valuesets have them);
-- Extension.valueMeta and ElementDefinition.{defaultValue,fixed,pattern,example.value}Meta:
-  Meta is an R4 open type (http://hl7.org/fhir/R4/datatypes.html#open) but not an R4B one.
-The models' false acceptances are caught by the walk: "true" for a boolean, 2.0 for an
-integer, "1.5" for a decimal, nulls and empty arrays/objects, R4B-only elements (e.g.
-Extension.valueCodeableReference) and resource types (Citation, ...).
 
 All 5,306 official examples (hl7.fhir.r4.examples@4.0.1) go through `validate_resource`;
 the only ones rejected are genuinely invalid R4 or of a type OpenGP does not accept:
@@ -36,10 +30,10 @@ the only ones rejected are genuinely invalid R4 or of a type OpenGP does not acc
 - ten SearchParameter-{codesystem,valueset}-extensions-*: no base (1..*);
 - CodeSystem-v2-0550 (and Bundle-v2-valuesets, which contains it): codes holding
   non-breaking spaces, which the `code` regex forbids;
-- ImplementationGuide-fhir and ig-r4: no name or status (1..1), and a manifest reference to
-  SearchParameter/questionnaireresponse-extensions-QuestionnaireResponse-item-subject, whose
-  id is longer than the 64 characters an id allows;
-- the 15 examples of the excluded types (r4.EXCLUDED_RESOURCE_TYPES).
+- SearchParameter-questionnaireresponse-extensions-QuestionnaireResponse-item-subject: an id
+  longer than the 64 characters an id allows (as are the references to it in the manifest of
+  ImplementationGuide-fhir and ig-r4, which also lack name and status, 1..1);
+- the 15 examples of the types OpenGP does not yet accept (r4.EXCLUDED_RESOURCE_TYPES).
 No official example breaks a required binding or the reference syntax otherwise.
 tests/unit/test_validation.py checks this whenever the package is unpacked.
 """
@@ -50,15 +44,13 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from fhir.resources.R4B import get_fhir_model_class
-from pydantic import ValidationError
-
 from opengp.fhir.definitions import (
-    DETACHED,
     EXCLUDED_RESOURCE_TYPES,
     RESOURCE_TYPES,
+    RULES,
     TYPES,
     ElementInfo,
+    Rules,
 )
 from opengp.fhir.errors import InvalidResource, Issue
 from opengp.fhir.nhs_number import NHS_NUMBER_SYSTEM, is_valid_nhs_number
@@ -83,18 +75,35 @@ _JSON_TYPE_NAMES = {
 
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
+# What a value of each primitive type looks like, for the diagnostics of a bad one.
+_FORMATS = {
+    "base64Binary": "base64 (RFC 4648) in groups of four characters",
+    "canonical": "a URI without whitespace",
+    "code": "no leading, trailing or double whitespace",
+    "date": "YYYY, YYYY-MM or YYYY-MM-DD, a real date",
+    "dateTime": "YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss(.s)+zz:zz (a time needs a"
+    " time zone), a real date",
+    "decimal": "a finite number",
+    "id": "1-64 characters A-Z a-z 0-9 - .",
+    "instant": "YYYY-MM-DDThh:mm:ss(.s)+zz:zz or Z, a real date",
+    "integer": "from -2147483648 to 2147483647",
+    "oid": "urn:oid: and an OID",
+    "positiveInt": "from 1 to 2147483647",
+    "time": "hh:mm:ss(.s), before 24:00",
+    "unsignedInt": "from 0 to 2147483647",
+    "uri": "no whitespace",
+    "url": "no whitespace",
+    "uuid": "urn:uuid: and a lower-case UUID",
+}
+
 
 class _Walk:
-    """State of one walk: issues by expression, and the elements to take out for R4B."""
+    """State of one walk: the issues found, by expression."""
 
-    __slots__ = ("detached", "drop", "issues")
+    __slots__ = ("issues",)
 
     def __init__(self) -> None:
         self.issues: dict[str, Issue] = {}
-        # id(parent object) -> names to remove before model validation
-        self.drop: dict[int, set[str]] = {}
-        # (FHIRPath, R4 type, value) validated separately against the R4B models
-        self.detached: list[tuple[str, str, Any]] = []
 
     def add(self, code: str, expression: str, diagnostics: str) -> None:
         if len(self.issues) < MAX_ISSUES and expression not in self.issues:
@@ -125,13 +134,14 @@ class _Walk:
                 continue
             accepts = info.accepts
             if accepts:  # a primitive
+                # `valid` (None for booleans) rejects empty strings and control characters.
+                valid = info.valid
                 codes = info.codes
                 if not info.is_list:
                     if (
                         type(value) not in accepts
-                        or value == ""
+                        or (valid is not None and not valid(value))
                         or (codes is not None and value not in codes)
-                        or (type(value) is str and _CONTROL.search(value))
                     ):
                         self.primitive(value, info, f"{path}.{name}")
                 elif type(value) is not list or not value:
@@ -140,9 +150,8 @@ class _Walk:
                     for item in value:
                         if (
                             type(item) not in accepts
-                            or item == ""
+                            or (valid is not None and not valid(item))
                             or (codes is not None and item not in codes)
-                            or (type(item) is str and _CONTROL.search(item))
                         ):
                             self.primitives(obj, name, value, info, f"{path}.{name}")
                             break
@@ -153,11 +162,41 @@ class _Walk:
                     self.value(item, info, f"{path}.{name}[{index}]")
             else:
                 self.shape(value, info, f"{path}.{name}")
-        detach = DETACHED.get(key)
-        if detach is not None:
-            for name in obj.keys() & detach.keys():
-                self.drop.setdefault(id(obj), set()).add(name)
-                self.detached.append((f"{path}.{name.lstrip('_')}", detach[name], obj[name]))
+        rules = RULES.get(key)
+        if rules is not None:
+            required = rules.required
+            choice_names = rules.choice_names
+            if (
+                (required and not obj.keys() >= required)
+                or (choice_names is not None and len(choice_names.intersection(obj)) > 1)
+                or rules.required_choices
+            ):
+                self.cardinality(obj, key, rules, path)
+
+    def cardinality(self, obj: dict[str, Any], key: str, rules: Rules, path: str) -> None:
+        """Report missing required elements and choices with more than one type present."""
+        elements = TYPES[key]
+        for name in sorted(rules.required):
+            if name not in obj and not (elements[name].accepts and _extended(obj, f"_{name}")):
+                self.add("required", f"{path}.{name}", "is required (minimum cardinality 1)")
+        present: dict[str, list[str]] = {}
+        for name in obj:
+            base = rules.choices.get(name)
+            if base is not None:
+                type_name = name[1:] if name[0] == "_" else name
+                names = present.setdefault(base, [])
+                if type_name not in names:
+                    names.append(type_name)
+        for base, names in present.items():
+            if len(names) > 1:
+                self.add(
+                    "structure",
+                    f"{path}.{base}",
+                    f"{base}[x] takes one type, found {', '.join(names)}",
+                )
+        for base in rules.required_choices:
+            if base not in present:
+                self.add("required", f"{path}.{base}", f"{base}[x] is required (one type)")
 
     def shape(self, value: Any, info: ElementInfo, where: str) -> None:
         """Report `value` having the wrong shape for its cardinality."""
@@ -200,6 +239,13 @@ class _Walk:
             self.add("value", where, "control characters are not allowed in strings")
         elif info.codes is not None and value not in info.codes:
             self.add("code-invalid", where, _not_in(repr(value), info))
+        elif info.valid is not None and not info.valid(value):
+            shown = repr(value) if len(str(value)) <= 80 else f"{str(value)[:80]!r}..."
+            self.add(
+                "value",
+                where,
+                f"{shown} is not a valid {info.type} ({_FORMATS.get(info.type, 'R4 format')})",
+            )
 
     def value(self, value: Any, info: ElementInfo, where: str) -> None:
         """Walk one instance of a complex type (datatype, BackboneElement or resource)."""
@@ -289,72 +335,20 @@ def _unknown_type(resource_type: str) -> str:
     return f"unknown resource type {resource_type!r}"
 
 
-# pydantic error types -> issue codes; anything else is a bad value.
-_ERROR_CODES = {
-    "missing": "required",
-    "model_field_validation.missing": "required",
-    "extra_forbidden": "structure",
-    "list_type": "structure",
-    "model_type": "structure",
-    "dict_type": "structure",
-}
-
-
-def _fhirpath(path: str, loc: tuple[int | str, ...], unknown: bool = False) -> str:
-    """('name', 0, '_given', 1) under Patient -> Patient.name[0].given[1]: a `_given`
-    companion holds the id/extensions of `given`, so FHIRPath names it `given`, unless
-    `unknown` says the last name is itself the problem."""
-    parts = [path]
-    last = len(loc) - 1
-    for index, part in enumerate(loc):
-        if isinstance(part, int):
-            parts.append(f"[{part}]")
-        else:
-            parts.append(f".{part if unknown and index == last else part.lstrip('_')}")
-    return "".join(parts)
-
-
-def _without(node: Any, drop: dict[int, set[str]]) -> Any:
-    """A copy of `node` without the properties `drop` names (by id of their object)."""
-    if isinstance(node, dict):
-        names = drop.get(id(node), ())
-        return {k: _without(v, drop) for k, v in node.items() if k not in names}
-    if isinstance(node, list):
-        return [_without(item, drop) for item in node]
-    return node
-
-
-def _model_check(walk: _Walk, model_name: str, value: Any, path: str) -> None:
-    try:
-        get_fhir_model_class(model_name).model_validate(value)
-    except ValidationError as error:
-        reported = tuple(walk.issues)
-        for e in error.errors(include_url=False):
-            where = _fhirpath(path, e["loc"], unknown=e["type"] == "extra_forbidden")
-            # The model only repeats the walk below an element the walk rejected, and about
-            # an array whose item (a null) the walk rejected.
-            if not any(
-                where.startswith((f"{r}.", f"{r}[")) or r.startswith(f"{where}[") for r in reported
-            ):
-                walk.add(_ERROR_CODES.get(e["type"], "value"), where, e["msg"])
-    except Exception as error:  # the models fail with KeyError etc. on some bad input
-        # Nested data the walk already rejected (e.g. an unknown contained resourceType)
-        # can break the model itself; only a failure on data the walk accepted is news.
-        if not walk.issues:
-            walk.add("exception", path, f"could not validate: {error!r}")
+def _extended(obj: dict[str, Any], companion: str) -> bool:
+    """Whether the `_name` companion of a required primitive stands in for its value: an
+    array (checked item by item), or an object with extensions
+    (http://hl7.org/fhir/R4/json.html#primitive)."""
+    value = obj.get(companion)
+    if type(value) is list:
+        return True
+    return type(value) is dict and bool(value.get("extension"))
 
 
 def validate_resource(resource: dict[str, Any]) -> None:
     """Raise InvalidResource listing every problem found in `resource`; return if valid."""
     walk = _Walk()
     walk.resource(resource, "")
-    resource_type = resource.get("resourceType") if type(resource) is dict else None
-    if type(resource_type) is str and resource_type in RESOURCE_TYPES:
-        target = _without(resource, walk.drop) if walk.drop else resource
-        _model_check(walk, resource_type, target, resource_type)
-        for path, as_type, value in walk.detached:
-            model_name = "FHIRPrimitiveExtension" if as_type == "Element" else as_type
-            _model_check(walk, model_name, value, path)
     if walk.issues:
         issues = list(walk.issues.values())
         status = 422 if all(i.code in _UNPROCESSABLE for i in issues) else 400

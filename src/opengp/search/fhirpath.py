@@ -42,8 +42,8 @@ import fhirpathpy
 from fhirpathpy.engine.nodes import ResourceNode
 from fhirpathpy.models import models
 
-from opengp.fhir.definitions import TYPES
-from opengp.fhir.definitions.r4 import ELEMENTS, OPEN_TYPES, PRIMITIVE_TYPES
+from opengp.fhir.definitions import CHOICES, TYPES
+from opengp.fhir.definitions.r4 import PRIMITIVE_TYPES
 from opengp.fhir.references import parse_relative
 
 __all__ = [
@@ -85,21 +85,6 @@ _SUBTYPES = {
 
 def _is_a(type_: str, target: str) -> bool:
     return type_ == target or type_ in _SUBTYPES.get(target, ())
-
-
-def _choice_elements() -> dict[str, dict[str, tuple[str, ...]]]:
-    """Type key -> choice element (`value`) -> its types, from the R4 element model."""
-    found: dict[str, dict[str, tuple[str, ...]]] = {}
-    for key, encoded in ELEMENTS.items():
-        for token in encoded.split():
-            name, _, types = token.partition(":")
-            if name.endswith("[x]"):
-                options = OPEN_TYPES if types == "@open" else tuple(types.split("|"))
-                found.setdefault(key, {})[name[:-3]] = options
-    return found
-
-
-_CHOICES = _choice_elements()
 
 
 # --- rewriting -------------------------------------------------------------------------
@@ -205,7 +190,7 @@ def _lanes(type_: str, name: str) -> tuple[_Lane, ...]:
     element = TYPES.get(type_, {}).get(name)
     if element is not None:
         return ((name, element.type),)
-    options = _CHOICES.get(type_, {}).get(name)
+    options = CHOICES.get(type_, {}).get(name)
     if options is None:
         raise _Unsupported(f"{type_} has no element {name!r}")
     return tuple((name + t[0].upper() + t[1:], t) for t in options)

@@ -15,12 +15,8 @@ from typing import Any
 import orjson
 
 from opengp.fhir import jsonio
-from opengp.fhir.definitions.r4 import (
-    ELEMENTS,
-    MANDATORY_ELEMENTS,
-    OPEN_TYPES,
-    SUMMARY_ELEMENTS,
-)
+from opengp.fhir.definitions import CHOICES
+from opengp.fhir.definitions.r4 import MANDATORY_ELEMENTS, SUMMARY_ELEMENTS
 from opengp.store import StoredResource
 
 Shaper = Callable[[StoredResource], Any]
@@ -85,14 +81,11 @@ def _dump(resource: dict[str, Any]) -> Any:
 
 def _expand_choices(resource_type: str, names: Iterable[str]) -> set[str]:
     """`names` with each choice base name (value) replaced by its JSON names (valueQuantity,
-    valueString...), read from the `name[x]:T1|T2` tokens of r4.ELEMENTS."""
-    choices: dict[str, list[str]] = {}
-    for token in ELEMENTS.get(resource_type, "").split():
-        name, _, types = token.partition(":")
-        if name.endswith("[x]"):
-            base = name[:-3]
-            options = OPEN_TYPES if types == "@open" else types.split("|")
-            choices[base] = [base + t[0].upper() + t[1:] for t in options]
+    valueString...)."""
+    choices = {
+        base: [base + t[0].upper() + t[1:] for t in options]
+        for base, options in CHOICES.get(resource_type, {}).items()
+    }
     found: set[str] = set()
     for name in names:
         found.update(choices.get(name, [name]))
