@@ -144,7 +144,11 @@ class OpenGP(Process):
 
 
 def write_signing_key(path: Path) -> Path:
-    """A new unencrypted PEM RSA private key at `path` (mode 0600), for OPENGP_SIGNING_KEY."""
+    """An unencrypted PEM RSA private key at `path` (mode 0600), for OPENGP_SIGNING_KEY: new,
+    or the one already there (servers started in one directory share it, as the workers of
+    one deployment do)."""
+    if path.exists():
+        return path
     key = rsa.generate_private_key(public_exponent=65537, key_size=SIGNING_KEY_BITS)
     pem = key.private_bytes(
         serialization.Encoding.PEM,
