@@ -57,7 +57,7 @@ def seed(
     result = SeedResult(reused=False)
     batch: list[dict[str, Any]] = []
     patients = 0
-    with store.writing() as tx:
+    with store.writing(bulk=True) as tx:
         for part in generate(config):
             batch += part.resources
             _count(result.counts, part.resources)

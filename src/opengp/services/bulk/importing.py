@@ -258,7 +258,7 @@ def _transaction(
     for attempt in range(ATTEMPTS):
         done = ImportResult(mode)
         try:
-            with store.writing() as tx:
+            with store.writing(bulk=True) as tx:
                 for ready in batches():
                     _write(tx, ready, done)
                     progress(done)

@@ -44,6 +44,7 @@ from opengp.store.sql.search_tables import (
 from opengp.store.sql.tables import identifier_index, resource, resource_version
 
 Clock = Callable[[], datetime]
+BULK_CACHE_KIB = 256 * 1024  # SQLite page cache of a bulk load's connection
 
 
 def utc_now_ms() -> datetime:
@@ -361,10 +362,12 @@ class SqlStore:
             yield SqlReadTransaction(conn.execution_options(**options), self.writing)
 
     @contextmanager
-    def writing(self) -> Iterator[SqlWriteTransaction]:
+    def writing(self, *, bulk: bool = False) -> Iterator[SqlWriteTransaction]:
+        """A write transaction; `bulk` for one that writes many thousands of resources (on
+        SQLite its connection then keeps more of the tables' pages in memory)."""
         # SQLite has one writer at a time; queueing this process's writers on a lock keeps
         # them out of SQLite's sleep-and-retry busy loop (which gave p99s of ~0.5 s).
-        with self.write_queue, self.engine.connect() as conn:
+        with self.write_queue, self.engine.connect() as conn, self._cache(conn, bulk):
             conn = conn.execution_options(opengp_write=True)
             try:
                 with conn.begin():
@@ -377,6 +380,23 @@ class SqlStore:
                 if getattr(exc.orig, "sqlstate", None) in ("40001", "40P01"):
                     raise WriteConflict(str(exc.orig)) from exc
                 raise
+
+    @contextmanager
+    def _cache(self, conn: Connection, bulk: bool) -> Iterator[None]:
+        """SQLite's page cache of `conn`, larger while a bulk load writes: inserting index rows
+        in key order other than the tables' touches pages all over each index (measured:
+        an import 6% faster with 256 MB than with the default 2 MB, at 60,000 resources)."""
+        if not bulk or self.dialect != "sqlite":
+            yield
+            return
+        # On the driver's connection: a statement through SQLAlchemy would begin a transaction.
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        driver.execute(f"PRAGMA cache_size=-{BULK_CACHE_KIB}")
+        try:
+            yield
+        finally:
+            driver.execute("PRAGMA cache_size=-2000")  # SQLite's default, 2 MB
 
     @contextmanager
     def auditing(self) -> Iterator[audit.PendingAudit]:
