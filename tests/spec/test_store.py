@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from opengp.search.query import conditional_query_string
 from opengp.store import HistoryQuery, WriteConflict
@@ -129,3 +130,24 @@ def test_history_pages_newest_first_and_since(store: SqlStore) -> None:
 def test_readiness_reports_schema(store: SqlStore) -> None:
     ready, detail = store.is_ready()
     assert ready, detail
+
+
+def test_create_many_refuses_an_id_that_exists_and_writes_none_of_the_batch(
+    store: SqlStore,
+) -> None:
+    """The bulk path (imports, the synthetic practice) never overwrites: a resource already
+    there fails the whole batch as an IntegrityError, which an import answers by classifying
+    its batch again."""
+    with store.writing() as tx:
+        tx.create_many([{**_patient(("s", "1")), "id": "p1"}])
+    batch = [{**_patient(("s", str(i))), "id": f"new{i}"} for i in range(300)]
+    batch.append({**_patient(("s", "again")), "id": "p1"})
+    with pytest.raises(IntegrityError), store.writing() as tx:
+        tx.create_many(batch)
+    with store.reading() as tx:
+        assert tx.read_many("Patient", ["new0", "new299"]) == []
+        current = tx.current("Patient", "p1")
+        assert (
+            current is not None
+            and orjson.loads(current.content or b"")["identifier"][0]["value"] == "1"
+        )
