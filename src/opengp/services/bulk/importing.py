@@ -221,13 +221,27 @@ def _prepare(job: tuple[list[bytes], datetime, str]) -> list[NewResource]:
     return [prepare_new(jsonio.loads(data), now, dialect) for data in found]
 
 
-def _write(tx: SqlWriteTransaction, ready: list[NewResource], done: ImportResult) -> None:
-    """Create, update or leave alone each resource (by comparing content hashes)."""
+def _write(
+    tx: SqlWriteTransaction, ready: list[NewResource], done: ImportResult, empty: dict[str, bool]
+) -> None:
+    """Create, update or leave alone each resource (by comparing content hashes).
+
+    `empty`: whether the database had none of a type when the import first wrote it
+    (a migration into an empty database): their resources are all new, since the ledger
+    lets each id through once, and looking them up would only cost time (on PostgreSQL a
+    table filled within the transaction has no statistics, and the look-up degenerated to a
+    scan of the whole table per batch)."""
     by_type: dict[str, list[NewResource]] = {}
     for item in ready:
         by_type.setdefault(item.resource_type, []).append(item)
     for resource_type, group in by_type.items():
-        existing = {s.id: s for s in tx.read_many(resource_type, [r.id for r in group])}
+        if resource_type not in empty:
+            empty[resource_type] = not sql.holds_any(tx.conn, resource_type)
+        existing = (
+            {}
+            if empty[resource_type]
+            else {s.id: s for s in tx.read_many(resource_type, [r.id for r in group])}
+        )
         new = []
         for item in group:
             previous = existing.get(item.id)
@@ -252,15 +266,18 @@ def _transaction(
     mode: Mode,
     audit: Audit | None,
     progress: Callable[[ImportResult], None],
+    empty: dict[str, bool],
 ) -> ImportResult:
     """Write `batches` in one transaction, tried again from the start if it lost a race
-    with another writer; what it did."""
+    with another writer; what it did. `empty` (see `_write`) lasts the whole import: the
+    ledger lets each id through once, so a type that was empty when the import first wrote
+    it only holds what this import wrote."""
     for attempt in range(ATTEMPTS):
         done = ImportResult(mode)
         try:
             with store.writing(bulk=True) as tx:
                 for ready in batches():
-                    _write(tx, ready, done)
+                    _write(tx, ready, done, empty)
                     progress(done)
                 if audit is not None:
                     tx.audit(audit({"operation": "import", **done.counts()}))
@@ -271,6 +288,7 @@ def _transaction(
             # the other).
             if attempt == ATTEMPTS - 1:
                 raise
+            empty.clear()  # someone else writes these types too: look every id up
     raise AssertionError("unreachable")
 
 
@@ -286,6 +304,7 @@ def _load(
     """All-or-nothing: one transaction; valid-rest: one per batch. Other processes parse,
     normalise and index the next batches while this one writes."""
     loaded = 0
+    empty: dict[str, bool] = {}
 
     def report(done: ImportResult) -> None:
         if progress:
@@ -302,11 +321,11 @@ def _load(
 
         if result.mode == "all-or-nothing":
             parts: Iterable[ImportResult] = [
-                _transaction(store, batches, result.mode, audit, report)
+                _transaction(store, batches, result.mode, audit, report, empty)
             ]
         else:
             parts = (
-                _transaction(store, lambda b=b: [b], result.mode, audit, report)  # type: ignore[misc]
+                _transaction(store, lambda b=b: [b], result.mode, audit, report, empty)  # type: ignore[misc]
                 for b in batches()
             )
         for done in parts:

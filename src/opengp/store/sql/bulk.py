@@ -226,3 +226,9 @@ def live_ids(conn: Connection, resource_type: str, ids: Sequence[str]) -> set[st
         return set()
     query = select(_r.id).where(_r.resource_type == resource_type, ~_r.deleted, _r.id.in_(ids))
     return set(conn.scalars(query))
+
+
+def holds_any(conn: Connection, resource_type: str) -> bool:
+    """Whether the database has any resource of `resource_type`, deleted ones included."""
+    query = select(_r.id).where(_r.resource_type == resource_type).limit(1)
+    return conn.scalar(query) is not None
