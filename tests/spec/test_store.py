@@ -151,3 +151,13 @@ def test_create_many_refuses_an_id_that_exists_and_writes_none_of_the_batch(
             current is not None
             and orjson.loads(current.content or b"")["identifier"][0]["value"] == "1"
         )
+
+
+def test_postgres_plans_every_statement_for_its_values(store: SqlStore) -> None:
+    """A generic plan kept for a prepared search drove Observation searches from the code
+    across the practice (147 ms at 1M resources instead of 4): the PostgreSQL engine always
+    plans for the values at hand."""
+    if store.dialect != "postgresql":
+        return
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SHOW plan_cache_mode").scalar() == "force_custom_plan"

@@ -26,7 +26,20 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "postgresql":
         # No pre-ping: it costs a round trip per request. A connection broken by a database
         # restart is discarded by the pool when it fails (that one request answers 500).
-        return create_engine(parsed, pool_size=10, max_overflow=20, **kwargs)
+        # Always a plan for the values at hand: psycopg prepares a statement run five times,
+        # and PostgreSQL may then keep one generic plan for it, but how selective a search's
+        # values are varies by orders of magnitude (one patient's observations or one code's
+        # across the practice). A generic plan drove `Observation?patient=&code=&date=` from
+        # the code at 1M resources: 147 ms per search, against 3.9 ms planned per search.
+        options = f"-c plan_cache_mode=force_custom_plan {parsed.query.get('options', '')}"
+        args = {"options": options.strip(), **kwargs.pop("connect_args", {})}
+        return create_engine(
+            parsed.difference_update_query(["options"]),
+            pool_size=10,
+            max_overflow=20,
+            connect_args=args,
+            **kwargs,
+        )
     raise ValueError(
         f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql"
     )
