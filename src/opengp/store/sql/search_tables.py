@@ -212,17 +212,14 @@ _TABLE_NAME = {kind: table.name for kind, table in TABLE_OF.items()}
 # A row's values in column order (every kind has `param` and at least one more: a tuple).
 _VALUES = {kind: attrgetter(*names) for kind, names in _FIELDS.items()}
 _RANGES = (NumberRow, QuantityRow)  # value, low, high held as floats
-# From this many rows, PostgreSQL gets a table's rows by COPY: several times cheaper per
-# row than an INSERT, but a statement of its own, which one resource's few rows don't repay.
 
 Values = tuple[Any, ...]
 
 
 @lru_cache(maxsize=65536)  # the same few instants recur: period ends, whole days
 def sqlite_time(value: datetime) -> str:
-    """How SQLAlchemy's SQLite DateTime stores an aware datetime (as UTC, no offset)."""
-    # How SQLAlchemy's SQLite DATETIME stores UtcDateTime (naive UTC), so that the bound
-    # parameters of queries compare with these rows exactly.
+    """How SQLAlchemy's SQLite DATETIME stores UtcDateTime (naive UTC), so that the bound
+    parameters of queries compare with these rows exactly."""
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
@@ -236,11 +233,6 @@ class RowWriter:
     def __init__(self, dialect: str) -> None:
         self.sqlite = dialect == "sqlite"
         self.rows: dict[str, list[Values]] = {}
-
-    def write_first(self, *tables: Table) -> None:
-        """Write the rows of `tables` before the others (rows are written in the order
-        their tables were first used)."""
-        self.rows = {t.name: self.table(t.name) for t in tables} | self.rows
 
     def add_resource(self, body: dict[str, Any]) -> None:
         """All the index rows of one resource (as stored: with resourceType and id)."""

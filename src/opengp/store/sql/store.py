@@ -274,9 +274,8 @@ class SqlWriteTransaction(SqlReadTransaction):
             return
         sqlite = self.conn.dialect.name == "sqlite"
         writer = RowWriter(self.conn.dialect.name)
-        # The resources first: their primary key refuses an id that exists before any index
-        # row is written.
-        writer.write_first(resource, resource_version)
+        # The resources first (a writer writes tables in the order they were first used):
+        # their primary key refuses an id that exists before any index row is written.
         current, versions = writer.table(resource.name), writer.table(resource_version.name)
         for new in resources:
             at = sqlite_time(new.last_updated) if sqlite else new.last_updated
