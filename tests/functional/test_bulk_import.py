@@ -374,7 +374,6 @@ def test_worker_processes_prepare_exactly_what_this_process_would(
     path = tmp_path / "all.ndjson"
     path.write_bytes(b"\n".join(practice) + b"\n")
     monkeypatch.setattr(importing, "PARALLEL_FROM_BYTES", 0)
-    monkeypatch.setattr(importing, "PARALLEL_FROM_RESOURCES", 0)
     monkeypatch.setattr(importing, "LOAD_BATCH", 150)
     result = run_import(store, [Source("all.ndjson", path)], mode, tmp_path / "w", workers=2)  # type: ignore[arg-type]
     assert result.loaded and result.counts()["created"] == len(practice)

@@ -48,7 +48,6 @@ Mode = Literal["all-or-nothing", "valid-rest"]
 MODES: tuple[str, ...] = get_args(Mode)
 LOAD_BATCH = 2000
 PARALLEL_FROM_BYTES = 8 * 1024 * 1024
-PARALLEL_FROM_RESOURCES = 10_000  # fewer: starting processes would cost more than it saves
 ATTEMPTS = 3
 FIRST_PROBLEMS = 100
 # Called with (phase: "checking" | "loading", done, total).
@@ -159,12 +158,11 @@ def _check_lines(
     ledger: Ledger,
     allowed: Allowed,
     workers: int,
+    total: int,
     progress: Progress | None,
 ) -> int:
-    """Check every line; the number of resources (non-blank lines) read."""
-    total = sum(s.path.stat().st_size for s, ok in zip(sources, usable, strict=True) if ok)
-    if total < PARALLEL_FROM_BYTES:
-        workers = 1  # starting processes would cost more than it saves
+    """Check every line (`total` bytes in the usable files); the number of resources
+    (non-blank lines) read."""
     done = read = 0
     for index, source in enumerate(sources):
         if not usable[index]:
@@ -310,7 +308,7 @@ def _load(
         if progress:
             progress("loading", loaded + sum(done.counts().values()), result.accepted)
 
-    with ordered_map(workers if result.accepted >= PARALLEL_FROM_RESOURCES else 1) as mapped:
+    with ordered_map(workers) as mapped:
 
         def batches() -> Iterator[list[NewResource]]:
             jobs = (
@@ -361,8 +359,11 @@ def run_import(
     ledger = Ledger(ledger_path, [s.name for s in sources])
     try:
         usable = _check_files(sources, ledger)
+        size = sum(s.path.stat().st_size for s, ok in zip(sources, usable, strict=True) if ok)
+        if size < PARALLEL_FROM_BYTES:
+            workers = 1  # starting processes would cost more than it saves
         result = ImportResult(mode)
-        result.resources = _check_lines(sources, usable, ledger, allowed, workers, progress)
+        result.resources = _check_lines(sources, usable, ledger, allowed, workers, size, progress)
         _resolve_references(store, ledger)
         result.problems, result.rejected = ledger.problem_counts()
         result.accepted = ledger.count(ok=True)
