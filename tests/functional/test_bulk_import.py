@@ -19,6 +19,7 @@ from starlette.testclient import TestClient
 
 from opengp.cli import main
 from opengp.demo.load import write_ndjson
+from opengp.search.query import parse_query
 from opengp.services.bulk import importing
 from opengp.services.bulk.importing import Source, run_import
 from opengp.store.sql import SqlStore
@@ -283,9 +284,13 @@ def test_a_failure_while_loading_leaves_nothing_half_written(
 
     monkeypatch.setattr(SqlWriteTransaction, "insert_new", failing)
     monkeypatch.setattr(importing, "LOAD_BATCH", 100)
-    with pytest.raises(RuntimeError):
-        run_import(store, [Source("all.ndjson", path)], "all-or-nothing", tmp_path / "work")
-    assert _stored(store) == {}  # one transaction: rolled back whole
+    for mode in importing.MODES:  # a clean input is loaded in one transaction: rolled back whole
+        calls.clear()
+        with pytest.raises(RuntimeError):
+            run_import(store, [Source("all.ndjson", path)], mode, tmp_path / "work")
+        assert _stored(store) == {}
+    # With a line that has a problem, valid-rest loads the rest in batches after checking.
+    path.write_bytes(b"\n".join([b"{not json", *practice]) + b"\n")
     calls.clear()
     with pytest.raises(RuntimeError):
         run_import(store, [Source("all.ndjson", path)], "valid-rest", tmp_path / "work")
@@ -384,3 +389,39 @@ def test_worker_processes_prepare_exactly_what_this_process_would(
     prepared = _index_rows(store)
     assert reindex(store) == len(practice)  # the index rows made again, here, one by one
     assert _index_rows(store) == prepared
+
+
+def _schema(store: SqlStore) -> set[str]:
+    """Every index (and on SQLite, trigger) definition in the database."""
+    with store.engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            query = "SELECT type || ' ' || name || ' ' || coalesce(sql, '') FROM sqlite_master"
+        else:
+            query = "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema()"
+        return set(conn.exec_driver_sql(query).scalars())
+
+
+def test_an_import_into_an_empty_database_builds_the_search_indexes_after_loading(
+    store: SqlStore, practice: list[bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The indexes are dropped while an empty database is loaded and built again after:
+    the same definitions afterwards, also after a failed load, and the words searchable."""
+    schema = _schema(store)
+    path = tmp_path / "all.ndjson"
+    path.write_bytes(b"\n".join(practice) + b"\n")
+
+    def failing(tx: SqlWriteTransaction, ready: Any) -> None:
+        raise RuntimeError("the disk is full")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(SqlWriteTransaction, "insert_new", failing)
+        with pytest.raises(RuntimeError):
+            run_import(store, [Source("all.ndjson", path)], "all-or-nothing", tmp_path / "w")
+    assert _schema(store) == schema and _stored(store) == {}
+    run_import(store, [Source("all.ndjson", path)], "all-or-nothing", tmp_path / "w")
+    assert _schema(store) == schema
+    patient = next(orjson.loads(line) for line in practice if b'"Patient"' in line)
+    family = patient["name"][0]["family"]
+    with store.reading() as tx:
+        query = parse_query("Patient", [("_content", family)], strict=True)
+        assert patient["id"] in tx.find(query, 1000)

@@ -9,6 +9,7 @@ from opengp.fhir.references import (
     iter_references,
     parse_conditional,
     parse_relative,
+    reference_strings,
     rewrite_references,
     syntax_problem,
 )
@@ -65,6 +66,10 @@ def test_iter_and_rewrite_reach_nested_and_contained_references() -> None:
         "subject",
         "performer[0]",
         "contained[0].link[0].other",
+    ]
+    # The same references, in the same order, from the walk that skips their locations.
+    assert list(reference_strings(resource)) == [
+        r["reference"] for _, r in iter_references(resource)
     ]
     rewrite_references(resource, lambda ref: "Patient/9" if ref == "urn:uuid:1" else None)
     assert resource["subject"] == {"reference": "Patient/9"}

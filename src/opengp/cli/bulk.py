@@ -88,7 +88,7 @@ def _bars() -> Iterator[Callable[[str, int, int], None]]:
         if bar is None:
             for other in bars.values():
                 other.close()
-            unit = "B" if phase == "checking" else "resource"
+            unit = "resource" if phase == "loading" else "B"
             bar = bars[phase] = tqdm(
                 total=total,
                 desc=phase,

@@ -88,6 +88,22 @@ def iter_references(node: Any, path: str = "") -> Iterator[tuple[str, dict[str, 
             yield from iter_references(item, f"{path}[{index}]")
 
 
+def reference_strings(node: Any) -> Iterator[str]:
+    """Every Reference.reference in a resource, as `iter_references` finds them, without
+    their locations (the cheap walk: a bulk import looks at every reference it loads)."""
+    if type(node) is dict:
+        reference = node.get("reference")
+        if type(reference) is str:
+            yield reference
+        for value in node.values():
+            if type(value) is dict or type(value) is list:
+                yield from reference_strings(value)
+    elif type(node) is list:
+        for item in node:
+            if type(item) is dict or type(item) is list:
+                yield from reference_strings(item)
+
+
 def rewrite_references(resource: dict[str, Any], rewrite: Callable[[str], str | None]) -> None:
     """Replace, in place, every Reference.reference for which `rewrite` returns a new value."""
     for _, ref in iter_references(resource):

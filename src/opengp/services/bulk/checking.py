@@ -1,22 +1,20 @@
 """Checking one NDJSON line of an import: is it a valid resource, and what does it refer to.
 
-Pure (no store), so the lines of a large import can be checked in parallel processes:
-validation is most of an import's cost.
+Pure (no store), so the lines of a large import can be checked in parallel processes.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from typing import IO, NamedTuple
+from typing import IO, Any, NamedTuple
 
 from opengp.fhir import jsonio
 from opengp.fhir.definitions import RESOURCE_TYPES
 from opengp.fhir.errors import InvalidResource
-from opengp.fhir.references import is_valid_id, iter_references, parse_relative
+from opengp.fhir.references import is_valid_id, parse_relative, reference_strings
 from opengp.fhir.validation import validate_resource
 from opengp.services.bulk.ndjson import MAX_LINE_BYTES, lines
-from opengp.services.bulk.parallel import ordered_map
 
 CHUNK_LINES = 500
 MAX_ISSUES_SHOWN = 3
@@ -41,8 +39,8 @@ def reference_targets(body: dict[str, object]) -> tuple[tuple[str, str], ...]:
     """(type, id) of every relative literal reference (`Type/id[/_history/v]`): the ones that
     must resolve on this server. Contained (#), absolute and logical (urn:) ones need not."""
     found: dict[tuple[str, str], None] = {}
-    for _, reference in iter_references(body):
-        literal = parse_relative(reference["reference"])
+    for reference in reference_strings(body):
+        literal = parse_relative(reference)
         if literal is not None:
             found[(literal.resource_type, literal.id)] = None
     return tuple(found)
@@ -52,38 +50,36 @@ def line_digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=12).hexdigest()
 
 
-def check_line(number: int, data: bytes | None) -> Checked | None:
-    """Check one line (`data` None: longer than a line may be); None for a blank line."""
+def check_line(number: int, data: bytes | None) -> tuple[Checked, dict[str, Any] | None] | None:
+    """Check one line (`data` None: longer than a line may be): what was found, and the
+    resource when it is valid; None for a blank line."""
     if data is None:
-        return Checked(number, "", problem=f"the line is longer than {MAX_LINE_BYTES} bytes")
+        return Checked(number, "", problem=f"the line is longer than {MAX_LINE_BYTES} bytes"), None
     if not data.strip():
         return None
     digest = line_digest(data)
     try:
         body = jsonio.loads(data)
     except jsonio.JsonError as exc:
-        return Checked(
-            number, digest, problem=f"not valid JSON (a corrupt or truncated line): {exc}"
-        )
+        message = f"not valid JSON (a corrupt or truncated line): {exc}"
+        return Checked(number, digest, problem=message), None
     if not isinstance(body, dict):
-        return Checked(
-            number, digest, problem="not a JSON object: each line must hold one resource"
-        )
+        message = "not a JSON object: each line must hold one resource"
+        return Checked(number, digest, problem=message), None
     resource_type, id = body.get("resourceType"), body.get("id")
     if not isinstance(resource_type, str):
-        return Checked(number, digest, problem="no resourceType: not a FHIR resource")
+        return Checked(number, digest, problem="no resourceType: not a FHIR resource"), None
     if resource_type not in RESOURCE_TYPES:
-        return Checked(
-            number, digest, problem=f"{resource_type!r} is not a resource type OpenGP holds"
-        )
+        message = f"{resource_type!r} is not a resource type OpenGP holds"
+        return Checked(number, digest, problem=message), None
     if not isinstance(id, str):
         message = f"the {resource_type} has no id: an import keeps ids, so each needs one"
-        return Checked(number, digest, resource_type, problem=message, expression=(resource_type,))
+        where = (resource_type,)
+        return Checked(number, digest, resource_type, problem=message, expression=where), None
     if not is_valid_id(id):
         message = f"{id[:70]!r} is not a valid FHIR id"
-        return Checked(
-            number, digest, resource_type, problem=message, expression=(f"{resource_type}.id",)
-        )
+        where = (f"{resource_type}.id",)
+        return Checked(number, digest, resource_type, problem=message, expression=where), None
     try:
         validate_resource(body)
     except InvalidResource as invalid:
@@ -91,17 +87,15 @@ def check_line(number: int, data: bytes | None) -> Checked | None:
         shown = "; ".join(i.diagnostics for i in issues[:MAX_ISSUES_SHOWN])
         more = len(issues) - MAX_ISSUES_SHOWN
         shown += f" (and {more} more)" if more > 0 else ""
-        where = tuple(e for i in issues for e in i.expression)
+        at = tuple(e for i in issues for e in i.expression)
         message = f"invalid {resource_type}/{id}: {shown}"
-        return Checked(number, digest, resource_type, id, problem=message, expression=where)
-    return Checked(number, digest, resource_type, id, reference_targets(body))
+        return Checked(number, digest, resource_type, id, problem=message, expression=at), None
+    return Checked(number, digest, resource_type, id, reference_targets(body)), body
 
 
-def _check_chunk(chunk: list[tuple[int, bytes | None]]) -> list[Checked]:
-    return [c for number, data in chunk if (c := check_line(number, data)) is not None]
-
-
-def _chunks(stream: IO[bytes]) -> Iterator[list[tuple[int, bytes | None]]]:
+def chunks(stream: IO[bytes]) -> Iterator[list[tuple[int, bytes | None]]]:
+    """The numbered lines of an NDJSON stream (data None: too long), `CHUNK_LINES` at a
+    time: what one checking process is given at once."""
     chunk: list[tuple[int, bytes | None]] = []
     for line in lines(stream):
         chunk.append((line.number, None if line.too_long else line.data))
@@ -110,11 +104,3 @@ def _chunks(stream: IO[bytes]) -> Iterator[list[tuple[int, bytes | None]]]:
             chunk = []
     if chunk:
         yield chunk
-
-
-def check_stream(stream: IO[bytes], workers: int = 1) -> Iterator[Checked]:
-    """Check the lines of an NDJSON stream, in order; with `workers` > 1, in that many
-    processes (`parallel.ordered_map`)."""
-    with ordered_map(workers) as mapped:
-        for checked in mapped(_check_chunk, _chunks(stream)):
-            yield from checked

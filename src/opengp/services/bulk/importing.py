@@ -14,10 +14,13 @@
    as a new version. So running an import again changes nothing, and running it after the
    input was fixed loads what was missing.
 
-Modes: "all-or-nothing" loads nothing if any line has a problem, and otherwise loads
-everything in one transaction; "valid-rest" loads the accepted lines in transactions of
-`LOAD_BATCH`. Either way each resource is written whole (content, version, index rows) in
-one transaction, with the audit entry of that transaction.
+A clean input (the usual migration) is checked and loaded in one pass (`_Loader`): each
+accepted line is written, in one transaction, as soon as it is checked; the transaction
+commits once every reference has resolved. At the first problem that transaction is rolled
+back and the rest is only checked; then "all-or-nothing" loads nothing, and "valid-rest"
+loads the accepted lines, read again, in transactions of `LOAD_BATCH`. Either way each
+resource is written whole (content, version, index rows) in one transaction, with the audit
+entry of that transaction.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -34,10 +38,10 @@ import orjson
 from sqlalchemy.exc import IntegrityError
 
 from opengp.fhir import jsonio
-from opengp.services.bulk.checking import Checked, check_stream, line_digest
+from opengp.services.bulk.checking import Checked, check_line, chunks, line_digest
 from opengp.services.bulk.ledger import Ledger
 from opengp.services.bulk.ndjson import Problem, content_hash, file_sha256, lines
-from opengp.services.bulk.parallel import ordered_map
+from opengp.services.bulk.parallel import Mapper, ordered_map
 from opengp.store import WriteConflict
 from opengp.store.base import AuditRecord
 from opengp.store.sql import SqlStore
@@ -50,7 +54,8 @@ LOAD_BATCH = 2000
 PARALLEL_FROM_BYTES = 8 * 1024 * 1024
 ATTEMPTS = 3
 FIRST_PROBLEMS = 100
-# Called with (phase: "checking" | "loading", done, total).
+# Called with (phase, done, total): "importing" (checking and loading, in bytes read),
+# "checking" (bytes read) or "loading" (resources written).
 Progress = Callable[[str, int, int], None]
 # The audit entry of one load transaction, from what it did (counts, never patient data).
 Audit = Callable[[dict[str, Any]], AuditRecord]
@@ -126,7 +131,9 @@ def _duplicate(ledger: Ledger, key: str, first: tuple[int, int], again: tuple[in
         ledger.problem(Problem(ledger.files[file], line, message, "duplicate"), file)
 
 
-def _record(ledger: Ledger, index: int, checked: Checked, allowed: Allowed) -> None:
+def _record(ledger: Ledger, index: int, checked: Checked, allowed: Allowed) -> bool:
+    """Record what checking a line found; whether it is accepted (so far: its references
+    are resolved later)."""
     problem, code = checked.problem, checked.code
     if problem is None and checked.resource_type is not None:
         refused = allowed(checked.resource_type)
@@ -144,43 +151,134 @@ def _record(ledger: Ledger, index: int, checked: Checked, allowed: Allowed) -> N
         if earlier is not None:
             key = f"{checked.resource_type}/{checked.id}"
             _duplicate(ledger, key, earlier, (index, checked.line))
-            return
+            return False
     if problem is not None:
         name = ledger.files[index]
         ledger.problem(Problem(name, checked.line, problem, code, checked.expression), index)
-    elif checked.targets:
+        return False
+    if checked.targets:
         ledger.add_refs(index, checked.line, checked.targets)
+    return True
 
 
-def _check_lines(
+Lines = list[tuple[int, bytes | None]]
+# (file, its bytes read so far, lines, and when loading: now and the database's dialect)
+Job = tuple[int, int, Lines, tuple[datetime, str] | None]
+Done = tuple[int, int, list[tuple[Checked, NewResource | None]]]
+
+
+def _check_chunk(job: Job) -> Done:
+    """Check lines of a file and, when loading, make each valid one ready to insert as
+    version 1 written at `now` (pure: runs in the worker processes)."""
+    index, end, chunk, loading = job
+    found = []
+    for number, data in chunk:
+        outcome = check_line(number, data)
+        if outcome is not None:
+            checked, body = outcome
+            ready = None if body is None or loading is None else prepare_new(body, *loading)
+            found.append((checked, ready))
+    return index, end, found
+
+
+class _Loader:
+    """Writes accepted lines as they are checked, in one transaction, for as long as every
+    line so far is accepted; at the first problem, or a race with another writer, the
+    transaction is rolled back (`abandon`). Into a database holding no resources, the search
+    indexes are built after the load (`sql.indexes_built_after`)."""
+
+    def __init__(self, store: SqlStore, mode: Mode) -> None:
+        self.dialect, self.clock = store.dialect, store.clock
+        self.done = ImportResult(mode)
+        self.pending: list[NewResource] = []
+        self.empty: dict[str, bool] = {}  # see `_write`
+        self._stack = ExitStack()
+        self.tx: SqlWriteTransaction | None = self._stack.enter_context(store.writing(bulk=True))
+        if sql.holds_no_resources(self.tx.conn):
+            self._stack.enter_context(sql.indexes_built_after(self.tx.conn))
+
+    def add(self, ready: NewResource) -> None:
+        self.pending.append(ready)
+        if len(self.pending) >= LOAD_BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.tx is not None and self.pending:
+            try:
+                _write(self.tx, self.pending, self.done, self.empty)
+            except (WriteConflict, IntegrityError):
+                self.abandon()  # another writer wrote some of these ids meanwhile
+        self.pending = []
+
+    def abandon(self, error: BaseException | None = None) -> None:
+        """Roll back everything written (if not done already)."""
+        if self.tx is not None:
+            self.tx, self.pending = None, []
+            error = error or _Abandoned()
+            self._stack.__exit__(type(error), error, error.__traceback__)
+
+    def commit(self, audit: Audit | None) -> ImportResult | None:
+        """Write the rest and commit: what was done; None if rolled back instead."""
+        self._flush()
+        if self.tx is None:
+            return None
+        if audit is not None:
+            self.tx.audit(audit({"operation": "import", **self.done.counts()}))
+        self.tx = None
+        try:
+            self._stack.close()
+        except WriteConflict:
+            return None
+        return self.done
+
+
+class _Abandoned(Exception):
+    """Rolls back a `_Loader`'s transaction."""
+
+
+def _pass(
     sources: Sequence[Source],
     usable: list[bool],
     ledger: Ledger,
     allowed: Allowed,
-    workers: int,
+    mapped: Mapper,
+    loader: _Loader,
     total: int,
     progress: Progress | None,
 ) -> int:
-    """Check every line (`total` bytes in the usable files); the number of resources
-    (non-blank lines) read."""
-    done = read = 0
-    for index, source in enumerate(sources):
-        if not usable[index]:
-            continue
-        with source.path.open("rb") as stream:
-            for checked in check_stream(stream, workers):
-                read += 1
-                _record(ledger, index, checked, allowed)
-                if progress and read % 1000 == 0:
-                    progress("checking", done + stream.tell(), total)
-        done += source.path.stat().st_size
-    if progress:
-        progress("checking", total, total)
+    """Check every line (`total` bytes in the usable files), and load them while `loader`
+    loads; the number of resources (non-blank lines) read."""
+    read = 0
+    offsets = list(
+        itertools.accumulate(
+            (s.path.stat().st_size if ok else 0 for s, ok in zip(sources, usable, strict=True)),
+            initial=0,
+        )
+    )
+
+    def jobs() -> Iterator[Job]:
+        for index, source in enumerate(sources):
+            if usable[index]:
+                with source.path.open("rb") as stream:
+                    for chunk in chunks(stream):
+                        loading = None if loader.tx is None else (loader.clock(), loader.dialect)
+                        yield index, stream.tell(), chunk, loading
+
+    for index, end, found in mapped(_check_chunk, jobs()):
+        for checked, ready in found:
+            read += 1
+            if not _record(ledger, index, checked, allowed):
+                loader.abandon()
+            elif ready is not None:
+                loader.add(ready)
+        if progress:
+            phase = "checking" if loader.tx is None else "importing"
+            progress(phase, offsets[index] + end, total)
     return read
 
 
-def _resolve_references(store: SqlStore, ledger: Ledger) -> None:
-    with store.reading() as tx:
+def _resolve_references(store: SqlStore, ledger: Ledger, loader: _Loader) -> None:
+    with nullcontext(loader.tx) if loader.tx is not None else store.reading() as tx:
         ledger.find_missing(lambda resource_type, ids: sql.live_ids(tx.conn, resource_type, ids))
     ledger.reject_broken_references()
 
@@ -297,40 +395,45 @@ def _load(
     result: ImportResult,
     audit: Audit | None,
     progress: Progress | None,
-    workers: int,
+    mapped: Mapper,
 ) -> None:
-    """All-or-nothing: one transaction; valid-rest: one per batch. Other processes parse,
-    normalise and index the next batches while this one writes."""
-    loaded = 0
+    """The accepted lines, read again; all-or-nothing: one transaction; valid-rest: one per
+    batch. Other processes parse, normalise and index the next batches while this one
+    writes."""
     empty: dict[str, bool] = {}
 
     def report(done: ImportResult) -> None:
         if progress:
-            progress("loading", loaded + sum(done.counts().values()), result.accepted)
+            progress("loading", _count(result) + _count(done), result.accepted)
 
-    with ordered_map(workers) as mapped:
+    def batches() -> Iterator[list[NewResource]]:
+        jobs = (
+            (found, store.clock(), store.dialect)
+            for found in _accepted(sources, ledger, LOAD_BATCH)
+        )
+        return mapped(_prepare, jobs)
 
-        def batches() -> Iterator[list[NewResource]]:
-            jobs = (
-                (found, store.clock(), store.dialect)
-                for found in _accepted(sources, ledger, LOAD_BATCH)
-            )
-            return mapped(_prepare, jobs)
+    if result.mode == "all-or-nothing":
+        parts: Iterable[ImportResult] = [
+            _transaction(store, batches, result.mode, audit, report, empty)
+        ]
+    else:
+        parts = (
+            _transaction(store, lambda b=b: [b], result.mode, audit, report, empty)  # type: ignore[misc]
+            for b in batches()
+        )
+    for done in parts:
+        _add(result, done)
 
-        if result.mode == "all-or-nothing":
-            parts: Iterable[ImportResult] = [
-                _transaction(store, batches, result.mode, audit, report, empty)
-            ]
-        else:
-            parts = (
-                _transaction(store, lambda b=b: [b], result.mode, audit, report, empty)  # type: ignore[misc]
-                for b in batches()
-            )
-        for done in parts:
-            loaded += sum(done.counts().values())
-            result.created.update(done.created)
-            result.updated.update(done.updated)
-            result.unchanged.update(done.unchanged)
+
+def _count(result: ImportResult) -> int:
+    return sum(result.counts().values())
+
+
+def _add(result: ImportResult, done: ImportResult) -> None:
+    result.created.update(done.created)
+    result.updated.update(done.updated)
+    result.unchanged.update(done.unchanged)
 
 
 def write_report(ledger: Ledger, path: Path) -> None:
@@ -363,16 +466,33 @@ def run_import(
         if size < PARALLEL_FROM_BYTES:
             workers = 1  # starting processes would cost more than it saves
         result = ImportResult(mode)
-        result.resources = _check_lines(sources, usable, ledger, allowed, workers, size, progress)
-        _resolve_references(store, ledger)
-        result.problems, result.rejected = ledger.problem_counts()
-        result.accepted = ledger.count(ok=True)
-        result.first_problems = list(itertools.islice(ledger.problems(), FIRST_PROBLEMS))
-        if report is not None:
-            write_report(ledger, report)
-        if mode == "all-or-nothing" and result.problems:
-            return result
-        _load(store, sources, ledger, result, audit, progress, workers)
+        # The worker processes are forked before any transaction opens (`ordered_map`).
+        with ordered_map(workers) as mapped:
+            loader = _Loader(store, mode)
+            if not all(usable):
+                loader.abandon()
+            try:
+                result.resources = _pass(
+                    sources, usable, ledger, allowed, mapped, loader, size, progress
+                )
+                _resolve_references(store, ledger, loader)
+                result.problems, result.rejected = ledger.problem_counts()
+                result.accepted = ledger.count(ok=True)
+                if result.problems:
+                    loader.abandon()
+                done = loader.commit(audit)
+            except BaseException as error:
+                loader.abandon(error)
+                raise
+            result.first_problems = list(itertools.islice(ledger.problems(), FIRST_PROBLEMS))
+            if report is not None:
+                write_report(ledger, report)
+            if done is None and mode == "all-or-nothing" and result.problems:
+                return result
+            if done is None:
+                _load(store, sources, ledger, result, audit, progress, mapped)
+            else:
+                _add(result, done)
         result.loaded = True
         return result
     finally:

@@ -286,8 +286,8 @@ class JobRunner:
         def progress(phase: str, done: int, total: int) -> None:
             if cancelled():
                 raise Cancelled()
-            text = f"{phase}: {done:,} of {total:,}" + (" bytes" if phase == "checking" else "")
-            report(text, phase == "checking")  # loading: inside the import's transaction
+            text = f"{phase}: {done:,} of {total:,}" + ("" if phase == "loading" else " bytes")
+            report(text, phase == "checking")  # else inside the import's transaction
 
         work = self.job_directory(job.id)
         files = work / "files"

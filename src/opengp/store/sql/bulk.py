@@ -35,6 +35,7 @@ from sqlalchemy.sql.selectable import Select
 from opengp.search.parse import SearchQuery
 from opengp.store.sql.bulk_tables import bulk_job
 from opengp.store.sql.search import Compiler
+from opengp.store.sql.search_tables import SEARCH_TABLES
 from opengp.store.sql.tables import resource
 
 _r, _j = resource.c, bulk_job.c
@@ -232,3 +233,63 @@ def holds_any(conn: Connection, resource_type: str) -> bool:
     """Whether the database has any resource of `resource_type`, deleted ones included."""
     query = select(_r.id).where(_r.resource_type == resource_type).limit(1)
     return conn.scalar(query) is not None
+
+
+# ---- loading into an empty database ---------------------------------------------------
+
+# SQLite's full-text index is kept in step with search_text by this trigger (migration 0004);
+# 'rebuild' fills it from search_text in one go.
+_FTS_TRIGGER = "search_text_added"
+_FTS_REBUILD = "INSERT INTO search_text_fts(search_text_fts) VALUES ('rebuild')"
+_PG_INDEXES = """
+SELECT c.relname, pg_get_indexdef(c.oid)
+FROM pg_index x
+JOIN pg_class c ON c.oid = x.indexrelid
+JOIN pg_class t ON t.oid = x.indrelid
+WHERE t.relname = ANY(%(tables)s) AND t.relnamespace = to_regnamespace(current_schema())
+  AND NOT x.indisunique AND NOT x.indisprimary
+ORDER BY c.relname
+"""
+
+
+def holds_no_resources(conn: Connection) -> bool:
+    return conn.scalar(select(_r.id).limit(1)) is None
+
+
+@contextmanager
+def indexes_built_after(conn: Connection) -> Iterator[None]:
+    """Within `conn`'s transaction, a load into a database that holds no resources: the
+    search tables' secondary indexes (and SQLite's full-text index) are dropped first and
+    built again from all the rows once the load is done. Building an index over every row at
+    once costs far less than inserting millions of rows into it one at a time (measured in
+    docs/benchmarks.md, "Bulk import"). The definitions are read from the database itself, so
+    what its migrations made is what is built again. If the load fails, its rollback brings
+    the indexes back as they were. Meanwhile the tables are locked to other writers and, on
+    PostgreSQL, to readers: only for a database that holds nothing yet."""
+    tables = [t.name for t in SEARCH_TABLES]
+    driver = conn.exec_driver_sql
+    if conn.dialect.name == "sqlite":
+        marks = ", ".join("?" for _ in tables)
+        indexes = driver(
+            f"SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+            f" AND tbl_name IN ({marks}) ORDER BY name",
+            tuple(tables),
+        ).all()
+        trigger = driver(
+            "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?", (_FTS_TRIGGER,)
+        ).scalar()
+    else:
+        indexes = driver(_PG_INDEXES, {"tables": tables}).all()
+        trigger = None
+    for name, _ in indexes:
+        driver(f'DROP INDEX "{name}"')
+    if trigger is not None:
+        driver(f"DROP TRIGGER {_FTS_TRIGGER}")
+    yield
+    if conn.dialect.name == "postgresql":
+        driver("SET LOCAL maintenance_work_mem = '256MB'")  # sorts in memory
+    for _, definition in indexes:
+        driver(definition)
+    if trigger is not None:
+        driver(_FTS_REBUILD)
+        driver(trigger)
