@@ -131,34 +131,42 @@ def _duplicate(ledger: Ledger, key: str, first: tuple[int, int], again: tuple[in
         ledger.problem(Problem(ledger.files[file], line, message, "duplicate"), file)
 
 
-def _record(ledger: Ledger, index: int, checked: Checked, allowed: Allowed) -> bool:
-    """Record what checking a line found; whether it is accepted (so far: its references
-    are resolved later)."""
-    problem, code = checked.problem, checked.code
-    if problem is None and checked.resource_type is not None:
-        refused = allowed(checked.resource_type)
-        if refused is not None:
-            problem, code = refused, "forbidden"
-    if checked.resource_type is not None and checked.id is not None:
-        earlier = ledger.add(
-            checked.resource_type,
-            checked.id,
-            index,
-            checked.line,
-            ok=problem is None,
-            hash=checked.digest,
-        )
+def _record(ledger: Ledger, index: int, found: list[Checked], allowed: Allowed) -> list[bool]:
+    """Record what checking lines of a file found; whether each is accepted (so far: their
+    references are resolved later)."""
+    problems = []
+    for checked in found:
+        problem, code = checked.problem, checked.code
+        if problem is None and checked.resource_type is not None:
+            refused = allowed(checked.resource_type)
+            if refused is not None:
+                problem, code = refused, "forbidden"
+        problems.append((problem, code))
+    identified: list[int] = []  # positions of the lines with a type and an id
+    items = []
+    for position, c in enumerate(found):
+        if c.resource_type is not None and c.id is not None:
+            identified.append(position)
+            ok = problems[position][0] is None
+            items.append((c.resource_type, c.id, index, c.line, ok, c.digest))
+    seen = ledger.add_many(items)
+    duplicates = {identified[i]: earlier for i, earlier in seen.items()}
+    accepted: list[bool] = []
+    refs: list[tuple[int, int, str, str]] = []
+    for position, checked in enumerate(found):
+        problem, code = problems[position]
+        earlier = duplicates.get(position)
         if earlier is not None:
             key = f"{checked.resource_type}/{checked.id}"
             _duplicate(ledger, key, earlier, (index, checked.line))
-            return False
-    if problem is not None:
-        name = ledger.files[index]
-        ledger.problem(Problem(name, checked.line, problem, code, checked.expression), index)
-        return False
-    if checked.targets:
-        ledger.add_refs(index, checked.line, checked.targets)
-    return True
+        elif problem is not None:
+            name = ledger.files[index]
+            ledger.problem(Problem(name, checked.line, problem, code, checked.expression), index)
+        else:
+            refs.extend((index, checked.line, t, i) for t, i in checked.targets)
+        accepted.append(earlier is None and problem is None)
+    ledger.add_refs(refs)
+    return accepted
 
 
 Lines = list[tuple[int, bytes | None]]
@@ -194,8 +202,7 @@ class _Loader:
         self.empty: dict[str, bool] = {}  # see `_write`
         self._stack = ExitStack()
         self.tx: SqlWriteTransaction | None = self._stack.enter_context(store.writing(bulk=True))
-        if sql.holds_no_resources(self.tx.conn):
-            self._stack.enter_context(sql.indexes_built_after(self.tx.conn))
+        self._stack.enter_context(sql.indexes_built_after(self.tx.conn))
 
     def add(self, ready: NewResource) -> None:
         self.pending.append(ready)
@@ -265,9 +272,10 @@ def _pass(
                         yield index, stream.tell(), chunk, loading
 
     for index, end, found in mapped(_check_chunk, jobs()):
-        for checked, ready in found:
-            read += 1
-            if not _record(ledger, index, checked, allowed):
+        read += len(found)
+        accepted = _record(ledger, index, [checked for checked, _ in found], allowed)
+        for ok, (_, ready) in zip(accepted, found, strict=True):
+            if not ok:
                 loader.abandon()
             elif ready is not None:
                 loader.add(ready)

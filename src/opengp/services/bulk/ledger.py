@@ -59,24 +59,32 @@ class Ledger:
         self, resource_type: str, id: str, file: int, line: int, *, ok: bool, hash: str = ""
     ) -> tuple[int, int] | None:
         """Record a resource; if its id was already seen, (file, line) of the first."""
-        cursor = self.db.execute(
-            "INSERT OR IGNORE INTO item VALUES (?, ?, ?, ?, ?, ?)",
-            (resource_type, id, file, line, int(ok), hash),
-        )
-        if cursor.rowcount == 1:
-            return None
-        row = self.db.execute(
-            "SELECT file, line FROM item WHERE type = ? AND id = ?", (resource_type, id)
-        ).fetchone()
-        return int(row[0]), int(row[1])
+        return self.add_many([(resource_type, id, file, line, ok, hash)]).get(0)
+
+    def add_many(
+        self, items: list[tuple[str, str, int, int, bool, str]]
+    ) -> dict[int, tuple[int, int]]:
+        """Record resources (type, id, file, line, ok, hash); for those whose id was seen
+        before (here or earlier in `items`), by position: (file, line) of the first."""
+        before = self.db.total_changes
+        self.db.executemany("INSERT OR IGNORE INTO item VALUES (?, ?, ?, ?, ?, ?)", items)
+        if self.db.total_changes - before == len(items):
+            return {}
+        seen = {}
+        for position, (resource_type, id, file, line, _, _) in enumerate(items):
+            first = self.db.execute(
+                "SELECT file, line FROM item WHERE type = ? AND id = ?", (resource_type, id)
+            ).fetchone()
+            if (first[0], first[1]) != (file, line):
+                seen[position] = (int(first[0]), int(first[1]))
+        return seen
 
     def reject(self, file: int, line: int) -> None:
         self.db.execute("UPDATE item SET ok = 0 WHERE file = ? AND line = ?", (file, line))
 
-    def add_refs(self, file: int, line: int, targets: Iterable[tuple[str, str]]) -> None:
-        self.db.executemany(
-            "INSERT INTO ref VALUES (?, ?, ?, ?)", [(file, line, t, i) for t, i in targets]
-        )
+    def add_refs(self, rows: Iterable[tuple[int, int, str, str]]) -> None:
+        """Record references: (file, line) of the referring line, type and id referred to."""
+        self.db.executemany("INSERT INTO ref VALUES (?, ?, ?, ?)", rows)
 
     def problem(self, problem: Problem, file: int) -> None:
         self.db.execute(

@@ -145,7 +145,7 @@ def _read_file(
                 result.problems.append(
                     f"{where}: {resource_type}/{id} is also at line {earlier[1]}"
                 )
-            ledger.add_refs(index, line.number, reference_targets(body))
+            ledger.add_refs((index, line.number, t, i) for t, i in reference_targets(body))
     if not sha_ok:
         result.problems.append(f"{listed.file}: its SHA-256 differs from the manifest's")
     if listed.count is not None and listed.count != count:

@@ -252,13 +252,13 @@ ORDER BY c.relname
 """
 
 
-def holds_no_resources(conn: Connection) -> bool:
+def _holds_no_resources(conn: Connection) -> bool:
     return conn.scalar(select(_r.id).limit(1)) is None
 
 
 @contextmanager
 def indexes_built_after(conn: Connection) -> Iterator[None]:
-    """Within `conn`'s transaction, a load into a database that holds no resources: the
+    """Within `conn`'s transaction, a load: into a database that holds no resources, the
     search tables' secondary indexes (and SQLite's full-text index) are dropped first and
     built again from all the rows once the load is done. Building an index over every row at
     once costs far less than inserting millions of rows into it one at a time (measured in
@@ -268,6 +268,13 @@ def indexes_built_after(conn: Connection) -> Iterator[None]:
     PostgreSQL, to readers: only for a database that holds nothing yet."""
     tables = [t.name for t in SEARCH_TABLES]
     driver = conn.exec_driver_sql
+    if conn.dialect.name == "postgresql" and _holds_no_resources(conn):
+        # Another load into this empty database may be under way (SQLite's writers are
+        # serialised already): wait for it, then look again.
+        driver(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE")
+    if not _holds_no_resources(conn):
+        yield
+        return
     if conn.dialect.name == "sqlite":
         marks = ", ".join("?" for _ in tables)
         indexes = driver(
