@@ -135,6 +135,11 @@ class Ledger:
     def reject_broken_references(self) -> None:
         """Reject accepted lines referring to a missing or rejected resource, and then the
         lines referring to those, until every accepted line's references resolve."""
+        may_break = (
+            "SELECT EXISTS (SELECT 1 FROM missing) OR EXISTS (SELECT 1 FROM item WHERE ok = 0)"
+        )
+        if not self.db.execute(may_break).fetchone()[0]:
+            return  # every target is in the input, accepted, or in the database
         while True:
             rejected: dict[tuple[int, int], Problem] = {}
             for file, line, rtype, rid, tfile, tline in self.db.execute(_BROKEN).fetchall():
