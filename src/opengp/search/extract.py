@@ -45,6 +45,7 @@ import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from functools import cache, lru_cache
 from typing import Any
 
@@ -58,6 +59,7 @@ from opengp.search.fhirpath import (
     Item,
     compile_expression,
     root_names,
+    split_top_level,
 )
 from opengp.search.model import (
     Component,
@@ -106,7 +108,7 @@ def _normalise(text: str) -> str:
 
 
 # A practice's resources name the same patients, practitioners and days over and over:
-# both are pure, of text (numbers are not memoised: 1.0 and 1.00 are equal keys).
+# both are pure, of text.
 @lru_cache(maxsize=16384)
 def date_range(text: str) -> tuple[datetime, datetime]:
     return _date_range(text)
@@ -115,6 +117,28 @@ def date_range(text: str) -> tuple[datetime, datetime]:
 @lru_cache(maxsize=16384)
 def _literal(reference: str) -> LiteralReference | None:
     return parse_relative(reference)
+
+
+# Numbers recur too (a height of 170 cm), and a quantity is indexed under several names
+# (Observation's value-quantity and composites). Keyed by type and text, not value: 1.0 and
+# 1.00 are equal but differ in precision, and so in range.
+_RANGES: dict[tuple[type, str], tuple[Decimal, Decimal, Decimal]] = {}
+
+
+def _number_range(number: Any) -> tuple[Decimal, Decimal, Decimal]:
+    key = (type(number), str(number))
+    found = _RANGES.get(key)
+    if found is None:
+        found = number_range(number)
+        if len(_RANGES) >= 16384:
+            _RANGES.clear()
+        _RANGES[key] = found
+    return found
+
+
+# Rows are made by tuple.__new__, every field given: a named tuple's own __new__ (Python)
+# costs twice as much, on tens of rows a resource.
+_row = tuple.__new__
 
 
 def _text(value: Any) -> str | None:
@@ -126,7 +150,7 @@ def _text(value: Any) -> str | None:
 
 def _string_row(param: str, text: Any, rows: Rows) -> None:
     if isinstance(text, str):
-        rows.append(StringRow(param, _normalise(text), text))
+        rows.append(_row(StringRow, (param, _normalise(text), text)))
 
 
 def _string(param: str, value: Any, type_: str, rows: Rows) -> None:
@@ -145,9 +169,9 @@ def _string(param: str, value: Any, type_: str, rows: Rows) -> None:
 def _coding(param: str, coding: dict[str, Any], text: str | None, rows: Rows) -> None:
     code, display = coding.get("code"), _text(coding.get("display"))
     if code is not None or display is not None:
-        rows.append(TokenRow(param, coding.get("system") or None, code, text or display))
+        rows.append(_row(TokenRow, (param, coding.get("system") or None, code, text or display)))
     if text is not None and display is not None and display != text:
-        rows.append(TokenRow(param, None, None, display))
+        rows.append(_row(TokenRow, (param, None, None, display)))
 
 
 def _identifier(param: str, value: dict[str, Any], rows: Rows, of_type: bool = True) -> None:
@@ -155,13 +179,16 @@ def _identifier(param: str, value: dict[str, Any], rows: Rows, of_type: bool = T
     type_ = value.get("type") or {}
     if code is None:  # nothing to match but its type's text (`:text`)
         if (text := _text(type_.get("text"))) is not None:
-            rows.append(TokenRow(param, None, None, text))
+            rows.append(_row(TokenRow, (param, None, None, text)))
         return
-    rows.append(TokenRow(param, value.get("system") or None, code, _text(type_.get("text"))))
+    system, text = value.get("system") or None, _text(type_.get("text"))
+    rows.append(_row(TokenRow, (param, system, code, text)))
     for coding in type_.get("coding", ()) if of_type else ():
         if coding.get("code") is not None:
             key = f"{coding['code']}|{code}"
-            rows.append(TokenRow(f"{param}:of-type", coding.get("system") or None, key, None))
+            rows.append(
+                _row(TokenRow, (f"{param}:of-type", coding.get("system") or None, key, None))
+            )
 
 
 def _token(param: str, value: Any, type_: str, rows: Rows) -> None:
@@ -170,18 +197,18 @@ def _token(param: str, value: Any, type_: str, rows: Rows) -> None:
         for coding in codings:
             _coding(param, coding, text, rows)
         if text is not None and not codings:
-            rows.append(TokenRow(param, None, None, text))
+            rows.append(_row(TokenRow, (param, None, None, text)))
     elif type_ == "Coding":
         _coding(param, value, None, rows)
     elif type_ == "Identifier":
         _identifier(param, value, rows)
     elif type_ == "ContactPoint":
         if value.get("value") is not None:
-            rows.append(TokenRow(param, None, value["value"], None))
+            rows.append(_row(TokenRow, (param, None, value["value"], None)))
     elif type_ == "boolean":
-        rows.append(TokenRow(param, None, "true" if value else "false", None))
+        rows.append(_row(TokenRow, (param, None, "true" if value else "false", None)))
     elif type_ in _TOKEN_PRIMITIVES:
-        rows.append(TokenRow(param, None, value, None))
+        rows.append(_row(TokenRow, (param, None, value, None)))
 
 
 # --- date, number, quantity ------------------------------------------------------------
@@ -189,15 +216,15 @@ def _token(param: str, value: Any, type_: str, rows: Rows) -> None:
 
 def _date(param: str, value: Any, type_: str, rows: Rows) -> None:
     if type_ in _DATES:
-        rows.append(DateRow(param, *date_range(value)))
+        rows.append(_row(DateRow, (param, *date_range(value))))
     elif type_ == "Period":
         start, end = value.get("start"), value.get("end")
         if start is not None or end is not None:
             low = MIN_INSTANT if start is None else date_range(start)[0]
             high = MAX_INSTANT if end is None else date_range(end)[1]
-            rows.append(DateRow(param, low, high))
+            rows.append(_row(DateRow, (param, low, high)))
     elif type_ == "Timing":
-        rows += [DateRow(param, *date_range(event)) for event in value.get("event", ())]
+        rows += [_row(DateRow, (param, *date_range(event))) for event in value.get("event", ())]
         bounds = (value.get("repeat") or {}).get("boundsPeriod")
         if isinstance(bounds, dict):  # a schedule without events: its outer limits
             _date(param, bounds, "Period", rows)
@@ -205,7 +232,7 @@ def _date(param: str, value: Any, type_: str, rows: Rows) -> None:
 
 def _number(param: str, value: Any, type_: str, rows: Rows) -> None:
     if type_ in _NUMBERS:
-        rows.append(NumberRow(param, *number_range(value)))
+        rows.append(_row(NumberRow, (param, *_number_range(value))))
 
 
 def _quantity(param: str, value: Any, type_: str, rows: Rows) -> None:
@@ -214,10 +241,10 @@ def _quantity(param: str, value: Any, type_: str, rows: Rows) -> None:
         return
     if type_ == "Money":
         currency = value.get("currency")
-        rows.append(QuantityRow(param, *number_range(amount), ISO_4217, currency, None))
+        rows.append(_row(QuantityRow, (param, *_number_range(amount), ISO_4217, currency, None)))
     elif type_ in _QUANTITIES:
         system, code, unit = value.get("system"), value.get("code"), _text(value.get("unit"))
-        rows.append(QuantityRow(param, *number_range(amount), system, code, unit))
+        rows.append(_row(QuantityRow, (param, *_number_range(amount), system, code, unit)))
 
 
 # --- reference, uri --------------------------------------------------------------------
@@ -226,7 +253,7 @@ def _quantity(param: str, value: Any, type_: str, rows: Rows) -> None:
 def _reference(param: str, value: Any, type_: str, rows: Rows) -> None:
     if type_ in _URIS:
         url, _, version = value.partition("|")
-        rows.append(ReferenceRow(param, None, None, url, version or None))
+        rows.append(_row(ReferenceRow, (param, None, None, url, version or None)))
         return
     if type_ != "Reference":
         return
@@ -234,16 +261,16 @@ def _reference(param: str, value: Any, type_: str, rows: Rows) -> None:
     if isinstance(reference, str) and not reference.startswith("#"):
         literal = _literal(reference)
         if literal is None:
-            rows.append(ReferenceRow(param, None, None, reference))
+            rows.append(_row(ReferenceRow, (param, None, None, reference, None)))
         else:
-            rows.append(ReferenceRow(param, literal.resource_type, literal.id, None))
+            rows.append(_row(ReferenceRow, (param, literal.resource_type, literal.id, None, None)))
     if isinstance(value.get("identifier"), dict):
         _identifier(f"{param}:identifier", value["identifier"], rows, of_type=False)
 
 
 def _uri(param: str, value: Any, type_: str, rows: Rows) -> None:
     if type_ in _URIS:
-        rows.append(UriRow(param, value))
+        rows.append(_row(UriRow, (param, value)))
 
 
 CONVERTERS: dict[str, Converter] = {
@@ -307,36 +334,65 @@ def _keys(component: Component, values: list[Item], focus_type: str) -> list[str
     return list(dict.fromkeys(keys))
 
 
-@dataclass(frozen=True, slots=True)
 class _Composite:
-    """Rows of a composite parameter, from the items its own expression selects. `keys`
-    memoises an earlier component's keys per item for one resource: Observation's eleven
-    composites share their `code` components."""
+    """Rows of a composite parameter, from the items its own expression selects.
 
-    param: SearchParam
+    Per resource, `memo` keeps what composites share, per item: an earlier component's keys
+    (Observation's eight composites share their `code` components) and the last component's
+    rows, made once with an empty name and renamed for each combination of keys: converters
+    name a row by the param they are given, or that and a suffix (`:of-type`)."""
+
+    __slots__ = ("_earlier", "_last", "_made", "param")
+
+    def __init__(self, param: SearchParam) -> None:
+        *earlier, last = param.components
+        self.param = param
+        # Each earlier component and its key in `memo`, and that of the last one's rows.
+        self._earlier = [(c, (c.type, c.expression, "keys")) for c in earlier]
+        self._made = (last.type, last.expression, "rows")
+        # Per type of item: the last component's accessor and converter (most of the
+        # composites of a resource select nothing: Observation has one kind of value).
+        self._last: dict[str, tuple[Accessor, Converter]] = {}
+
+    def _last_of(self, focus_type: str) -> tuple[Accessor, Converter]:
+        found = self._last.get(focus_type)
+        if found is None:
+            last = self.param.components[-1]
+            convert = _converter(last.type, last.expression, focus_type)
+            accessor = compile_expression(last.expression, self.param.resource_type, focus_type)
+            found = self._last[focus_type] = (accessor, convert)
+        return found
 
     def __call__(
-        self, items: list[Item], resource: dict[str, Any], keys: dict[Any, list[str]], rows: Rows
+        self, items: list[Item], resource: dict[str, Any], memo: dict[Any, list[Any]], rows: Rows
     ) -> None:
-        *earlier, last = self.param.components
-        resource_type = self.param.resource_type
+        code, resource_type = self.param.code, self.param.resource_type
         for item in items:
             focus = [item]
-            convert = _converter(last.type, last.expression, item[1])
-            values = compile_expression(last.expression, resource_type, item[1])(focus, resource)
+            accessor, convert = self._last_of(item[1])
+            values = accessor(focus, resource)
             if not values:
                 continue
             found = []
-            for c in earlier:
-                memo = (id(item[0]), c.type, c.expression)
-                if memo not in keys:
+            for c, tag in self._earlier:
+                key = (id(item[0]), tag)
+                keys = memo.get(key)
+                if keys is None:
                     selected = compile_expression(c.expression, resource_type, item[1])
-                    keys[memo] = _keys(c, selected(focus, resource), item[1])
-                found.append(keys[memo])
-            for combination in itertools.product(*found):
-                name = "$".join((self.param.code, *combination))
+                    keys = memo[key] = _keys(c, selected(focus, resource), item[1])
+                found.append(keys)
+            combinations = list(itertools.product(*found))
+            if not combinations:
+                continue
+            key = (id(item[0]), self._made)
+            made = memo.get(key)
+            if made is None:
+                made = memo[key] = []
                 for value, type_ in values:
-                    convert(name, value, type_, rows)
+                    convert("", value, type_, made)
+            for combination in combinations:
+                name = "$".join((code, *combination))
+                rows += [_row(type(row), (name + row.param, *row[1:])) for row in made]
 
 
 # --- plans -----------------------------------------------------------------------------
@@ -390,7 +446,7 @@ def _code_systems(expression: str, focus_type: str) -> dict[str, str]:
 def _coded(systems: dict[str, str]) -> Converter:
     def convert(param: str, value: Any, type_: str, rows: Rows) -> None:
         if type_ == "code" and value in systems:
-            rows.append(TokenRow(param, systems[value], value, None))
+            rows.append(_row(TokenRow, (param, systems[value], value, None)))
         else:
             _token(param, value, type_, rows)
 
@@ -409,13 +465,38 @@ def _plan(resource_type: str) -> _Plan:
         except FhirPathError as exc:
             found[code] = str(exc)
             continue
-        names = root_names(param.expression, resource_type)
         if param.type == "composite":
+            names = _composite_names(param.expression, param.components[-1], resource_type)
             composites.append((accessor, _Composite(param), names))
         else:
+            names = _names(param.expression, resource_type)
             convert = _converter(param.type, param.expression, resource_type)
             simple.append((code, accessor, convert, names))
     return _Plan(tuple(simple), tuple(composites), found)
+
+
+def _names(expression: str, resource_type: str) -> Names:
+    """The names `_selected` goes by: root_names, with those in meta as `meta.{name}`."""
+    names = root_names(expression, resource_type)
+    if names is None or "meta" not in names:
+        return names
+    within = root_names(expression, resource_type, "meta")
+    if within is None:  # not known: by meta itself
+        return names
+    return names - {"meta"} | {_IN_META, *(f"meta.{name}" for name in within)}
+
+
+def _composite_names(expression: str, last: Component, resource_type: str) -> Names:
+    """The names of a composite's branches; of a branch that selects the resource itself,
+    those of its last component, which must select something for any row (an Observation
+    has one kind of value, so most of its composites have none)."""
+    names: set[str] = set()
+    for branch in split_top_level(expression, "|"):
+        found = _names(last.expression if branch == resource_type else branch, resource_type)
+        if found is None:
+            return None
+        names |= found
+    return frozenset(names)
 
 
 def problems(resource_type: str) -> Mapping[str, str]:
@@ -423,21 +504,48 @@ def problems(resource_type: str) -> Mapping[str, str]:
     return _plan(resource_type).problems
 
 
+# Every stored resource has a meta (versionId, lastUpdated), in which the parameters on it
+# (_profile, _tag, _security, _source) rarely find anything: they go by the names in it,
+# as `meta.{name}`, or by _IN_META when meta is not an object (as in no valid resource).
+_IN_META = "meta.*"
+
+
+def _shape(resource: dict[str, Any]) -> tuple[str, ...]:
+    """The names of the resource's elements, and of those in its meta (see _IN_META)."""
+    meta = resource.get("meta")
+    if meta is None:
+        return tuple(resource)
+    if type(meta) is not dict:
+        return (*resource, _IN_META)
+    return (*resource, *[f"meta.{name}" for name in meta])
+
+
+@lru_cache(maxsize=4096)
+def _selected(resource_type: str, present: tuple[str, ...]) -> _Plan:
+    """The part of the type's plan that can select anything from a resource with the
+    `present` names (its _shape), in plan order: the parameters with none of their root
+    names there are left out. A type's resources have few shapes, so this is memoised."""
+    plan = _plan(resource_type)
+    names = frozenset(present)
+    return _Plan(
+        tuple(p for p in plan.simple if p[3] is None or not names.isdisjoint(p[3])),
+        tuple(c for c in plan.composites if c[2] is None or not names.isdisjoint(c[2])),
+        plan.problems,
+    )
+
+
 def index_rows(resource: dict[str, Any]) -> list[IndexRow]:
     """The de-duplicated index rows of every search parameter of the resource's type."""
     resource_type = resource["resourceType"]
-    plan = _plan(resource_type)
+    plan = _selected(resource_type, _shape(resource))
     focus = [(resource, resource_type)]
-    present = resource.keys()
     rows: Rows = []
-    for code, accessor, convert, names in plan.simple:
-        if names is None or not present.isdisjoint(names):
-            for value, type_ in accessor(focus, resource):
-                convert(code, value, type_, rows)
-    keys: dict[Any, list[str]] = {}
-    for accessor, composite, names in plan.composites:
-        if names is None or not present.isdisjoint(names):
-            composite(accessor(focus, resource), resource, keys, rows)
+    for code, accessor, convert, _ in plan.simple:
+        for value, type_ in accessor(focus, resource):
+            convert(code, value, type_, rows)
+    memo: dict[Any, list[Any]] = {}
+    for accessor, composite, _ in plan.composites:
+        composite(accessor(focus, resource), resource, memo, rows)
     return list(dict.fromkeys(rows))
 
 

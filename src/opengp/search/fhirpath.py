@@ -35,7 +35,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import fhirpathpy
@@ -61,7 +61,9 @@ __all__ = [
 Item = tuple[Any, str]  # a value from the JSON and its FHIR type
 # (focus items, the resource) -> the items the expression selects from the focus.
 Accessor = Callable[[list[Item], dict[str, Any]], list[Item]]
-_Step = Callable[[list[Item]], list[Item]]
+# A step of a path: an accessor too (of the resource only a branch's start reads), so that
+# a one-step expression, the commonest, is its step.
+_Step = Accessor
 _Lane = tuple[str, str]  # (JSON name, FHIR type) of an element
 
 
@@ -137,8 +139,11 @@ _ABSOLUTE_TAIL = re.compile(
 
 def reference_type(reference: object) -> str | None:
     """The resource type a Reference.reference names (`Patient/1`, `http://x/Patient/1`)."""
-    if not isinstance(reference, str):
-        return None
+    return _reference_type(reference) if isinstance(reference, str) else None
+
+
+@lru_cache(maxsize=16384)  # resources refer to the same patients and practitioners
+def _reference_type(reference: str) -> str | None:
     literal = parse_relative(reference)
     if literal is not None:
         return literal.resource_type
@@ -254,7 +259,7 @@ def _child_step(lanes: dict[str, tuple[_Lane, ...]]) -> _Step:
     """Each item's value (or values) under the lanes' JSON names, typed; a contained
     resource (element type Resource) is typed by its resourceType."""
 
-    def step(items: list[Item]) -> list[Item]:
+    def step(items: list[Item], _resource: dict[str, Any]) -> list[Item]:
         out: list[Item] = []
         for value, item_type in items:
             for key, type_ in lanes[item_type]:
@@ -272,7 +277,7 @@ def _child_step(lanes: dict[str, tuple[_Lane, ...]]) -> _Step:
     if type_ == "Resource":
         return step
 
-    def one_lane(items: list[Item]) -> list[Item]:  # the common case, kept lean
+    def one_lane(items: list[Item], _resource: dict[str, Any]) -> list[Item]:  # the common case
         out: list[Item] = []
         for value, _ in items:
             found = value.get(key)
@@ -292,20 +297,34 @@ def _build(op: _Op) -> _Step:
         return _child_step(op.lanes)
     if isinstance(op, _OfType):
         types = op.types
-        return lambda items: [i for i in items if i[1] in types]
+        return lambda items, _: [i for i in items if i[1] in types]
     if isinstance(op, _ResolvesTo):
         target = op.type
-        return lambda items: [i for i in items if reference_type(i[0].get("reference")) == target]
+        return lambda items, _: [
+            i for i in items if reference_type(i[0].get("reference")) == target
+        ]
     if isinstance(op, _Equals):
         name, literal = op.name, op.literal
-        return lambda items: [i for i in items if i[0].get(name) == literal]
+        return lambda items, _: [i for i in items if i[0].get(name) == literal]
     n = op.n
-    return lambda items: items[n : n + 1]
+    return lambda items, _: items[n : n + 1]
 
 
 def _compile_branch(branch: str, resource_type: str, focus_type: str) -> Accessor:
     from_root, parsed, _ = _parse_branch(branch, resource_type, focus_type)
     steps = [_build(s) for s in parsed]
+    # Most expressions are one or two steps from the focus (`Observation.code`,
+    # `Observation.subject.where(resolve() is Patient)`): those without the loop below.
+    if not from_root and len(steps) == 1:
+        return steps[0]
+    if not from_root and len(steps) == 2:
+        first, second = steps
+
+        def two(items: list[Item], resource: dict[str, Any]) -> list[Item]:
+            items = first(items, resource)
+            return second(items, resource) if items else items
+
+        return two
 
     def run(items: list[Item], resource: dict[str, Any]) -> list[Item]:
         if from_root:
@@ -313,7 +332,7 @@ def _compile_branch(branch: str, resource_type: str, focus_type: str) -> Accesso
         for step in steps:
             if not items:
                 break
-            items = step(items)
+            items = step(items, resource)
         return items
 
     return run
@@ -429,12 +448,15 @@ def compile_expression(expression: str, resource_type: str, focus_type: str = ""
 
 
 @cache
-def root_names(expression: str, resource_type: str) -> frozenset[str] | None:
+def root_names(expression: str, resource_type: str, within: str = "") -> frozenset[str] | None:
     """The JSON names a compiled expression over the resource first reads, one of which a
     resource must have for it to select anything (`Observation.value as Quantity`: the
     valueQuantity); None when that is not known (evaluated by fhirpathpy, or a branch that
     starts elsewhere than at an element of the resource). Indexing skips the parameters
-    whose names a resource lacks: most of any type's parameters, in any one resource."""
+    whose names a resource lacks: most of any type's parameters, in any one resource.
+
+    With `within`, a name the expression first reads: the names its branches that start
+    there read next, in that element (`Resource.meta.profile` within meta: profile)."""
     names: set[str] = set()
     for branch in split_top_level(rewrite(expression), "|"):
         try:
@@ -443,7 +465,13 @@ def root_names(expression: str, resource_type: str) -> frozenset[str] | None:
             return None
         if not steps or not isinstance(steps[0], _Child):
             return None
-        names.update(key for key, _ in steps[0].lanes.get(resource_type, ()))
+        first = [key for key, _ in steps[0].lanes.get(resource_type, ())]
+        if not within:
+            names.update(first)
+        elif within in first:
+            if first != [within] or len(steps) < 2 or not isinstance(steps[1], _Child):
+                return None
+            names.update(key for lanes in steps[1].lanes.values() for key, _ in lanes)
     return frozenset(names)
 
 

@@ -13,7 +13,10 @@ from typing import Any
 
 MAX_CHARACTERS = 100_000  # of each text kept per resource: enough for any letter
 # Keys whose values are machine identifiers, not words a person would search for.
-_SKIPPED = frozenset({"id", "reference", "system", "url", "div", "fullUrl", "versionId"})
+_SKIPPED = frozenset(
+    {"id", "reference", "system", "url", "div", "fullUrl", "versionId", "resourceType"}
+)
+_SKIPPED_IN_RESOURCE = _SKIPPED | {"meta"}  # the resource's own (a contained one's is kept)
 _WORD = re.compile(r"\w+")
 
 
@@ -35,21 +38,35 @@ def narrative(resource: dict[str, Any]) -> str:
     return " ".join(" ".join(parser.parts).split())[:MAX_CHARACTERS]
 
 
-def content(resource: dict[str, Any]) -> str:
-    parts: list[str] = []
+def _object_strings(
+    node: dict[str, Any], parts: list[str], skipped: frozenset[str] = _SKIPPED
+) -> None:
+    """Every string in a JSON object, in document order, into `parts`, but those under
+    `skipped` keys."""
+    for key, value in node.items():
+        if key not in skipped:
+            if isinstance(value, str):
+                parts.append(value)
+            elif isinstance(value, dict):
+                _object_strings(value, parts)
+            elif isinstance(value, list):
+                _array_strings(value, parts)
 
-    def walk(value: Any) -> None:
+
+def _array_strings(values: list[Any], parts: list[str]) -> None:
+    """As _object_strings, for an array (of strings, objects or arrays)."""
+    for value in values:
         if isinstance(value, str):
             parts.append(value)
         elif isinstance(value, dict):
-            for key, item in value.items():
-                if key not in _SKIPPED and key != "resourceType":
-                    walk(item)
+            _object_strings(value, parts)
         elif isinstance(value, list):
-            for item in value:
-                walk(item)
+            _array_strings(value, parts)
 
-    walk({k: v for k, v in resource.items() if k != "meta"})
+
+def content(resource: dict[str, Any]) -> str:
+    parts: list[str] = []
+    _object_strings(resource, parts, _SKIPPED_IN_RESOURCE)
     text = " ".join(" ".join(parts).split())
     return f"{narrative(resource)} {text}".strip()[:MAX_CHARACTERS]
 

@@ -1,6 +1,8 @@
 """The shapes search is built from: a parameter's definition and the index rows of a resource.
 
 One row type per parameter kind, matching one index table each (store/sql/search_tables.py).
+Rows are named tuples, their fields in their table's column order: a resource has tens of
+rows, made, de-duplicated (hashed) and written on every write, which tuples make cheap.
 Ranges are half-open [low, high) (see ranges.py). Text kept for matching is normalised by
 `normalise` (case, accents and spacing ignored), as R4 string search requires.
 """
@@ -11,7 +13,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, NamedTuple
 
 ParamType = Literal[
     "number", "date", "string", "token", "reference", "composite", "quantity", "uri", "special"
@@ -40,38 +42,33 @@ class SearchParam:
     modifiers: tuple[str, ...] = field(default=())  # declared modifiers (informative)
 
 
-@dataclass(frozen=True, slots=True)
-class StringRow:
+class StringRow(NamedTuple):
     param: str
     value: str  # normalised (see normalise): what plain, :contains and :text match
     exact: str  # as written: what :exact matches
 
 
-@dataclass(frozen=True, slots=True)
-class TokenRow:
+class TokenRow(NamedTuple):
     param: str
     system: str | None  # None: the value has no system
     code: str | None  # None: a concept with text only
     text: str | None  # normalised display / CodeableConcept.text / Identifier.type.text
 
 
-@dataclass(frozen=True, slots=True)
-class DateRow:
+class DateRow(NamedTuple):
     param: str
     low: datetime  # UTC, inclusive
     high: datetime  # UTC, exclusive
 
 
-@dataclass(frozen=True, slots=True)
-class NumberRow:
+class NumberRow(NamedTuple):
     param: str
     value: Decimal
     low: Decimal
     high: Decimal
 
 
-@dataclass(frozen=True, slots=True)
-class QuantityRow:
+class QuantityRow(NamedTuple):
     param: str
     value: Decimal
     low: Decimal
@@ -81,8 +78,7 @@ class QuantityRow:
     unit: str | None  # Quantity.unit, normalised
 
 
-@dataclass(frozen=True, slots=True)
-class ReferenceRow:
+class ReferenceRow(NamedTuple):
     param: str
     target_type: str | None  # a local (relative) reference: its type and id
     target_id: str | None
@@ -90,8 +86,7 @@ class ReferenceRow:
     version: str | None = None  # a canonical's |version
 
 
-@dataclass(frozen=True, slots=True)
-class UriRow:
+class UriRow(NamedTuple):
     param: str
     uri: str
 

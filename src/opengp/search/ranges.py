@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 LOCAL = ZoneInfo("Europe/London")
@@ -31,6 +32,7 @@ class RangeError(ValueError):
     """The text is not a FHIR date, dateTime or instant (or not a decimal number)."""
 
 
+@lru_cache(maxsize=256)  # a practice's data has a handful of offsets (+00:00, +01:00)
 def _zone(text: str | None) -> tzinfo:
     if text is None:
         return LOCAL
@@ -43,44 +45,73 @@ def _zone(text: str | None) -> tzinfo:
     return timezone(sign * timedelta(hours=hours, minutes=minutes))
 
 
+_DAY, _MINUTE = timedelta(days=1), timedelta(minutes=1)
+# The length of a time's precision by its number of fraction digits (kept: up to six).
+_SECOND_STEPS = tuple(timedelta(microseconds=10 ** (6 - n)) for n in range(7))
+
+
+# The commonest form, a time to the second with its zone, which datetime reads as it is.
+_SECONDS = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-9]{2}:[0-9]{2}(?:Z|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
 def date_range(text: str) -> tuple[datetime, datetime]:
     """[low, high) in UTC of a FHIR date, dateTime or instant (any precision)."""
+    if _SECONDS.fullmatch(text):
+        _zone(text[19:])  # an offset out of range is an error, as below
+        try:
+            low = datetime.fromisoformat(text)
+        except ValueError:
+            pass  # not a valid time (30 February): the reading below says why
+        else:
+            if 1 < low.year < 9999:  # far from MIN_/MAX_INSTANT: a second on, in UTC
+                low = low.astimezone(UTC)
+                return low, low + _SECOND_STEPS[0]
     match = _DATE.fullmatch(text)
     if match is None:
         raise RangeError(f"{text!r} is not a date or time (expected e.g. 2024-03-01)")
-    parts = match.groupdict()
-    year = int(parts["year"])
-    zone = _zone(parts["zone"])
+    year_text, month, day, hour, minute, second, fraction, zone_text = match.groups()
+    year = int(year_text)
+    zone = _zone(zone_text)
     try:
-        if parts["month"] is None:
+        if month is None:
             low = datetime(year, 1, 1, tzinfo=zone)
             high = datetime(year + 1, 1, 1, tzinfo=zone) if year < 9999 else None
-        elif parts["day"] is None:
-            month = int(parts["month"])
-            low = datetime(year, month, 1, tzinfo=zone)
+        elif day is None:
+            m = int(month)
+            low = datetime(year, m, 1, tzinfo=zone)
             high = (
-                datetime(year + month // 12, month % 12 + 1, 1, tzinfo=zone)
-                if (year, month) < (9999, 12)
+                datetime(year + m // 12, m % 12 + 1, 1, tzinfo=zone)
+                if (year, m) < (9999, 12)
                 else None
             )
+        elif hour is None:
+            low = datetime(year, int(month), int(day), tzinfo=zone)
+            high = low + _DAY
+        elif second is None:
+            low = datetime(year, int(month), int(day), int(hour), int(minute), tzinfo=zone)
+            high = low + _MINUTE
         else:
-            day = datetime(year, int(parts["month"]), int(parts["day"]), tzinfo=zone)
-            if parts["hour"] is None:
-                low, high = day, day + timedelta(days=1)
-            else:
-                fraction = parts["fraction"] or ""
-                low = day.replace(hour=int(parts["hour"]), minute=int(parts["minute"]))
-                if parts["second"] is None:
-                    step = timedelta(minutes=1)
-                else:
-                    low = low.replace(second=int(parts["second"]))
-                    digits = fraction[1:7]
-                    if digits:
-                        low = low.replace(microsecond=int(digits.ljust(6, "0")))
-                    step = timedelta(microseconds=10 ** (6 - len(digits)))
-                high = low + step
+            digits = fraction[1:7] if fraction else ""
+            low = datetime(
+                year,
+                int(month),
+                int(day),
+                int(hour),
+                int(minute),
+                int(second),
+                int(digits.ljust(6, "0")) if digits else 0,
+                tzinfo=zone,
+            )
+            high = low + _SECOND_STEPS[len(digits)]
     except (ValueError, OverflowError) as exc:
         raise RangeError(f"{text!r} is not a valid date or time: {exc}") from None
+    return _utc(low, high)
+
+
+def _utc(low: datetime, high: datetime | None) -> tuple[datetime, datetime]:
+    """[low, high) in UTC, within MIN_/MAX_INSTANT (high None: open)."""
     low_utc = low.astimezone(UTC)
     high_utc = MAX_INSTANT if high is None else high.astimezone(UTC)
     return max(low_utc, MIN_INSTANT), min(high_utc, MAX_INSTANT)
