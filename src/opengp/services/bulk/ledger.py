@@ -22,7 +22,6 @@ CREATE TABLE item (
 CREATE INDEX item_line ON item (file, line);
 CREATE TABLE ref (file INTEGER NOT NULL, line INTEGER NOT NULL, type TEXT NOT NULL,
                   id TEXT NOT NULL);
-CREATE INDEX ref_target ON ref (type, id);
 CREATE TABLE missing (type TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (type, id))
     WITHOUT ROWID;
 CREATE TABLE problem (file INTEGER NOT NULL, line INTEGER NOT NULL, code TEXT NOT NULL,
@@ -39,6 +38,9 @@ WHERE (t.type IS NULL AND EXISTS (SELECT 1 FROM missing m WHERE m.type = r.type 
    OR t.ok = 0
 ORDER BY r.file, r.line
 """
+# Built once every reference is recorded (by the first look-up by target): cheaper than
+# keeping it up to date through hundreds of thousands of inserts.
+_REF_TARGET = "CREATE INDEX IF NOT EXISTS ref_target ON ref (type, id)"
 
 
 class Ledger:
@@ -96,6 +98,7 @@ class Ledger:
 
     def unknown_targets(self, batch: int = 1000) -> Iterator[list[tuple[str, str]]]:
         """Distinct targets of references that no input line holds, `batch` at a time."""
+        self.db.execute(_REF_TARGET)
         cursor = self.db.execute(
             "SELECT DISTINCT r.type, r.id FROM ref r"
             " WHERE NOT EXISTS (SELECT 1 FROM item t WHERE t.type = r.type AND t.id = r.id)"
@@ -120,6 +123,7 @@ class Ledger:
 
     def references_to_missing(self) -> Iterator[tuple[str, str, str, str]]:
         """(source type, source id, target type, target id) of references to missing targets."""
+        self.db.execute(_REF_TARGET)
         cursor = self.db.execute(
             "SELECT s.type, s.id, r.type, r.id FROM ref r"
             " JOIN missing m ON m.type = r.type AND m.id = r.id"

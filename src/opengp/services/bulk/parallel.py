@@ -13,6 +13,10 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import Protocol, TypeVar
 
+# Chunks in flight per worker: enough to keep the workers busy while the consumer writes
+# (or otherwise does not ask for the next result for a while).
+AHEAD = 8
+
 In = TypeVar("In")
 Out = TypeVar("Out")
 
@@ -50,7 +54,7 @@ def ordered_map(workers: int) -> Iterator[Mapper]:
             try:
                 for chunk in chunks:
                     window.append(pool.submit(function, chunk))
-                    if len(window) >= 2 * workers:
+                    if len(window) >= AHEAD * workers:
                         yield window.popleft().result()
                 while window:
                     yield window.popleft().result()

@@ -241,13 +241,16 @@ def holds_any(conn: Connection, resource_type: str) -> bool:
 # 'rebuild' fills it from search_text in one go.
 _FTS_TRIGGER = "search_text_added"
 _FTS_REBUILD = "INSERT INTO search_text_fts(search_text_fts) VALUES ('rebuild')"
+# PostgreSQL's B-tree indexes: its full-text (GIN) indexes cost as much to build as to
+# keep up to date row by row, and a build after the load would only add to its length.
 _PG_INDEXES = """
 SELECT c.relname, pg_get_indexdef(c.oid)
 FROM pg_index x
 JOIN pg_class c ON c.oid = x.indexrelid
 JOIN pg_class t ON t.oid = x.indrelid
+JOIN pg_am a ON a.oid = c.relam
 WHERE t.relname = ANY(%(tables)s) AND t.relnamespace = to_regnamespace(current_schema())
-  AND NOT x.indisunique AND NOT x.indisprimary
+  AND NOT x.indisunique AND NOT x.indisprimary AND a.amname = 'btree'
 ORDER BY c.relname
 """
 
