@@ -195,14 +195,16 @@ class _Loader:
     transaction is rolled back (`abandon`). Into a database holding no resources, the search
     indexes are built after the load (`sql.indexes_built_after`)."""
 
-    def __init__(self, store: SqlStore, mode: Mode) -> None:
+    def __init__(self, store: SqlStore, mode: Mode, *, load: bool) -> None:
         self.dialect, self.clock = store.dialect, store.clock
         self.done = ImportResult(mode)
         self.pending: list[NewResource] = []
         self.empty: dict[str, bool] = {}  # see `_write`
         self._stack = ExitStack()
-        self.tx: SqlWriteTransaction | None = self._stack.enter_context(store.writing(bulk=True))
-        self._stack.enter_context(sql.indexes_built_after(self.tx.conn))
+        self.tx: SqlWriteTransaction | None = None
+        if load:
+            self.tx = self._stack.enter_context(store.writing(bulk=True))
+            self._stack.enter_context(sql.indexes_built_after(self.tx.conn))
 
     def add(self, ready: NewResource) -> None:
         self.pending.append(ready)
@@ -476,9 +478,8 @@ def run_import(
         result = ImportResult(mode)
         # The worker processes are forked before any transaction opens (`ordered_map`).
         with ordered_map(workers) as mapped:
-            loader = _Loader(store, mode)
-            if not all(usable):
-                loader.abandon()
+            # A file that is missing or altered is a problem already: only check the rest.
+            loader = _Loader(store, mode, load=all(usable))
             try:
                 result.resources = _pass(
                     sources, usable, ledger, allowed, mapped, loader, size, progress
