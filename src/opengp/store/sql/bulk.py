@@ -262,8 +262,8 @@ def _holds_no_resources(conn: Connection) -> bool:
 @contextmanager
 def indexes_built_after(conn: Connection) -> Iterator[None]:
     """Within `conn`'s transaction, a load: into a database that holds no resources, the
-    search tables' secondary indexes (and SQLite's full-text index) are dropped first and
-    built again from all the rows once the load is done. Building an index over every row at
+    search tables' secondary B-tree indexes (and SQLite's full-text index) are dropped first
+    and built again from all the rows once the load is done. Building an index over every row at
     once costs far less than inserting millions of rows into it one at a time (measured in
     docs/benchmarks.md, "Bulk import"). The definitions are read from the database itself, so
     what its migrations made is what is built again. If the load fails, its rollback brings
