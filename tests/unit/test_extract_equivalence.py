@@ -197,15 +197,25 @@ def test_sqlite_times_are_as_strftime_writes_them(moment: datetime) -> None:
 def test_row_values_are_cut_and_converted_by_type() -> None:
     long = "x" * 300
     observation = _observation(Decimal("7.10")) | {"status": long}
-    observation["code"]["coding"][0]["code"] = 5  # not text (no valid resource's)
-    for dialect in ("sqlite", "postgresql"):
-        writer = RowWriter(dialect)
-        writer.add("Observation", "o", index_rows(observation))
-        tokens = {row[2]: row for row in writer.rows["search_token"]}
-        assert tokens["status"][4] == "x" * 255
-        assert tokens["code"][4] == 5
-        (value,) = {row[3:6] for row in writer.rows["search_quantity"]}
-        assert value == (7.1, 7.095, 7.105)
+    writer = RowWriter("sqlite")
+    writer.add("Observation", "o", index_rows(observation))
+    tokens = {row[2]: row for row in writer.rows["search_token"]}
+    assert tokens["status"][4] == "x" * 255
+    (value,) = {row[3:6] for row in writer.rows["search_quantity"]}
+    assert value == (7.1, 7.095, 7.105)
+    # PostgreSQL's rows are the same values, encoded for binary COPY as they are gathered.
+    pg = RowWriter("postgresql")
+    pg.add("Observation", "o", index_rows(observation))
+    for table in ("search_token", "search_quantity"):
+        expected = RowWriter("postgresql")
+        for row in writer.rows[table]:
+            expected.append(table, row)
+        assert pg.rows[table] == expected.rows[table]
+    odd = _observation(Decimal("7.10"))
+    odd["code"]["coding"][0]["code"] = 5  # not text (no valid resource's): kept as it is
+    writer = RowWriter("sqlite")
+    writer.add("Observation", "o", index_rows(odd))
+    assert {row[2]: row for row in writer.rows["search_token"]}["code"][4] == 5
 
 
 # --- full text -------------------------------------------------------------------------------

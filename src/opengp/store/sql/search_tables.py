@@ -9,12 +9,18 @@ generic table or a column per parameter: docs/architecture.md, "Search indexes".
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from functools import lru_cache
-from typing import Any
+from functools import cache, lru_cache
+from typing import Any, cast
 
+# The C encoder psycopg's own Copy.write_row uses (psycopg is pinned: see pyproject.toml).
+from psycopg import abc
+from psycopg._copy_base import format_row_binary as _encode
+from psycopg.adapt import Transformer
+from psycopg.postgres import types as pg_types
+from psycopg.pq import Format
 from sqlalchemy import (
     Boolean,
     Column,
@@ -219,6 +225,8 @@ TABLE_OF: dict[type[Any], Table] = {
 _TABLE_NAME = {kind: table.name for kind, table in TABLE_OF.items()}
 
 Values = tuple[Any, ...]
+# A table's rows: tuples on SQLite, binary COPY rows on PostgreSQL (see `RowWriter`).
+Rows = list[Values] | bytearray
 
 
 @lru_cache(maxsize=65536)  # the same few instants recur: period ends, whole days
@@ -237,11 +245,17 @@ class RowWriter:
     rows, and per-row parameter processing by SQLAlchemy cost as much as the inserts
     themselves (docs/benchmarks.md, "Bulk import"). Rows are gathered per table (by name, so
     that rows made in another process travel cheaply) across all the resources added, then
-    each table's rows go in one statement (`write`)."""
+    each table's rows go in one statement (`write`).
+
+    On SQLite a table's rows are tuples, for one `executemany`. On PostgreSQL they are
+    encoded as they are gathered, in the binary COPY format (psycopg's own encoder, in C):
+    bytes that `write` sends as they are. Rows made in another process then travel as bytes,
+    not as tuples of strings and datetimes, which cost several times more to pickle and
+    unpickle than to encode (docs/benchmarks.md, "Rows encoded where they are made")."""
 
     def __init__(self, dialect: str) -> None:
         self.sqlite = dialect == "sqlite"
-        self.rows: dict[str, list[Values]] = {}
+        self.rows: dict[str, Rows] = {}
 
     def add_resource(self, body: dict[str, Any]) -> None:
         """All the index rows of one resource (as stored: with resourceType and id)."""
@@ -249,20 +263,26 @@ class RowWriter:
         self.add(resource_type, id, index_rows(body))
         content = fulltext.content(body)
         if content:
-            self.add_text(resource_type, id, fulltext.narrative(body), content)
+            self.append(search_text.name, (resource_type, id, fulltext.narrative(body), content))
         # Kept for the previous release until a contract migration drops the table.
         for system, value in identifier_rows(body):
-            self.table(identifier_index.name).append((resource_type, id, system, value))
+            self.append(identifier_index.name, (resource_type, id, system, value))
 
-    def table(self, name: str) -> list[Values]:
+    def append(self, name: str, values: Sequence[Any]) -> None:
+        """One row of table `name`: its values in column order (`_columns`)."""
         found = self.rows.get(name)
-        if found is None:
-            found = self.rows[name] = []
-        return found
+        if self.sqlite:
+            if found is None:
+                found = self.rows[name] = []
+            cast(list[Values], found).append(tuple(values))
+        else:
+            if found is None:
+                found = self.rows[name] = bytearray()
+            _encode(values, _transformer(name), cast(bytearray, found))
 
     def add(self, resource_type: str, resource_id: str, rows: Iterable[IndexRow]) -> None:
         # Hot path (tens of rows a resource): exact type checks, a row's values as they are.
-        sqlite, tables = self.sqlite, self.rows
+        sqlite, append = self.sqlite, self.append
         value: Any
         for row in rows:
             values: list[Any] = [resource_type, resource_id]
@@ -276,19 +296,16 @@ class RowWriter:
                 elif cls is datetime and sqlite:
                     value = sqlite_time(value)
                 values.append(value)
-            name = _TABLE_NAME[type(row)]
-            found = tables.get(name)
-            if found is None:
-                found = tables[name] = []
-            found.append(tuple(values))
+            append(_TABLE_NAME[type(row)], values)
 
-    def add_text(self, resource_type: str, resource_id: str, narrative: str, content: str) -> None:
-        self.table(search_text.name).append((resource_type, resource_id, narrative, content))
-
-    def extend(self, rows: dict[str, list[Values]]) -> None:
-        """Rows another writer gathered (e.g. in another process)."""
+    def extend(self, rows: dict[str, Rows]) -> None:
+        """Rows another writer of the same dialect gathered (e.g. in another process)."""
         for name, more in rows.items():
-            self.table(name).extend(more)
+            found = self.rows.get(name)
+            if found is None:
+                self.rows[name] = more.copy()
+            else:
+                found += more  # type: ignore[operator]  # the same kind: list or bytearray
 
     def write(self, conn: Connection) -> None:
         """Every table's rows, in the connection's transaction, through the driver itself:
@@ -309,11 +326,8 @@ class RowWriter:
                 return
             with driver.cursor() as cursor:
                 for name, found in rows:
-                    statement, types = _COPIES[name]
-                    with cursor.copy(statement) as copy:
-                        copy.set_types(types)
-                        for row in found:
-                            copy.write_row(row)
+                    with cursor.copy(_COPIES[name]) as copy:
+                        copy.write(_COPY_HEADER + cast(bytearray, found) + _COPY_TRAILER)
         except conn.dialect.loaded_dbapi.IntegrityError as exc:
             # As SQLAlchemy reports it, which callers handle (e.g. a concurrent create).
             raise IntegrityError("insert of new rows", None, exc) from exc
@@ -329,14 +343,24 @@ def _insert(table: Table) -> str:
     return f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})"
 
 
-def _copy(table: Table) -> tuple[str, list[str]]:
-    """The binary COPY of `table`'s rows, and the PostgreSQL type of each value."""
-    columns = _columns(table)
-    types = [_PG_TYPES.get(type(c.type), "text") for c in columns]
-    names = ", ".join(c.name for c in columns)
-    return f"COPY {table.name} ({names}) FROM STDIN (FORMAT BINARY)", types
+def _copy(table: Table) -> str:
+    names = ", ".join(c.name for c in _columns(table))
+    return f"COPY {table.name} ({names}) FROM STDIN (FORMAT BINARY)"
 
 
+@cache
+def _transformer(name: str) -> abc.Transformer:
+    """psycopg's encoder of a row of table `name`, to PostgreSQL's binary format."""
+    transformer = Transformer()
+    oids = [pg_types[_PG_TYPES.get(type(c.type), "text")].oid for c in _columns(_TABLES[name])]
+    transformer.set_dumper_types(oids, Format.BINARY)
+    return transformer
+
+
+# PostgreSQL's binary COPY format (documented with COPY): a signature, flags and header
+# extension length (both 0) before the rows; -1 as the field count after them.
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+_COPY_TRAILER = b"\xff\xff"
 _PG_TYPES = {
     UtcDateTime: "timestamptz",
     Float: "float8",
@@ -345,5 +369,6 @@ _PG_TYPES = {
     LargeBinary: "bytea",
 }  # the rest are strings
 _WRITTEN = (*TABLE_OF.values(), search_text, identifier_index, resource, resource_version)
+_TABLES = {t.name: t for t in _WRITTEN}
 _INSERTS = {t.name: _insert(t) for t in _WRITTEN}
 _COPIES = {t.name: _copy(t) for t in _WRITTEN}

@@ -37,8 +37,8 @@ from opengp.store.sql import audit, dialects
 from opengp.store.sql.search import Compiler, Searcher
 from opengp.store.sql.search_tables import (
     SEARCH_TABLES,
+    Rows,
     RowWriter,
-    Values,
     sqlite_time,
 )
 from opengp.store.sql.tables import identifier_index, resource, resource_version
@@ -110,7 +110,7 @@ class NewResource(NamedTuple):
     id: str
     last_updated: datetime
     content: bytes
-    rows: dict[str, list[Values]]
+    rows: dict[str, Rows]
 
 
 def prepare_new(body: dict[str, Any], now: datetime, dialect: str) -> NewResource:
@@ -276,11 +276,11 @@ class SqlWriteTransaction(SqlReadTransaction):
         writer = RowWriter(self.conn.dialect.name)
         # The resources first (a writer writes tables in the order they were first used):
         # their primary key refuses an id that exists before any index row is written.
-        current, versions = writer.table(resource.name), writer.table(resource_version.name)
         for new in resources:
             at = sqlite_time(new.last_updated) if sqlite else new.last_updated
-            current.append((new.resource_type, new.id, 1, at, False, new.content))
-            versions.append((new.resource_type, new.id, 1, at, "POST", False, new.content))
+            writer.append(resource.name, (new.resource_type, new.id, 1, at, False, new.content))
+            values = (new.resource_type, new.id, 1, at, "POST", False, new.content)
+            writer.append(resource_version.name, values)
             writer.extend(new.rows)
         writer.write(self.conn)
 
