@@ -9,6 +9,8 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +21,14 @@ from starlette.testclient import TestClient
 
 from opengp.cli import main
 from opengp.demo.load import write_ndjson
+from opengp.search.extract import index_rows
 from opengp.search.query import parse_query
 from opengp.services.bulk import importing
 from opengp.services.bulk.importing import Source, run_import
-from opengp.store.sql import SqlStore
+from opengp.store.sql import SqlStore, search_tables
 from opengp.store.sql.reindex import reindex
-from opengp.store.sql.search_tables import SEARCH_TABLES
-from opengp.store.sql.store import SqlWriteTransaction
+from opengp.store.sql.search_tables import SEARCH_TABLES, TABLE_OF, WIDTH
+from opengp.store.sql.store import SqlWriteTransaction, prepare_new
 from opengp.store.sql.tables import identifier_index, resource, resource_version
 from tests.functional.bulk_helpers import ASYNC, PRACTICE, BulkClient, bulk_app, token
 
@@ -389,6 +392,52 @@ def test_worker_processes_prepare_exactly_what_this_process_would(
     prepared = _index_rows(store)
     assert reindex(store) == len(practice)  # the index rows made again, here, one by one
     assert _index_rows(store) == prepared
+
+
+@pytest.mark.parametrize("in_one_statement", [True, False])
+def test_rows_reach_the_database_exactly_as_made(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch, in_one_statement: bool
+) -> None:
+    """Rows travel to the database encoded (JSON on SQLite, binary COPY on PostgreSQL): every
+    value comes back as it was made, the content byte for byte. SQLite inserts a batch's rows
+    in one statement, a few rows one at a time: both ways."""
+    monkeypatch.setattr(search_tables, "JSON_EACH_FROM", 0 if in_one_statement else 10**9)
+    odd = 'O\'Brien "Jr" \\ back\nslash \u00e9\u0301 \U0001f600 \t'
+    patient = {
+        "resourceType": "Patient",
+        "id": "p-1",
+        "name": [{"family": odd, "given": ["x" * 300]}],
+        "birthDate": "1970-01-31",
+    }
+    observation = {
+        "resourceType": "Observation",
+        "id": "o-1",
+        "status": "final",
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "27113001"}]},
+        "subject": {"reference": "Patient/p-1"},
+        "effectiveDateTime": "2026-03-04T05:06:07.891+01:00",
+        "valueQuantity": {"value": Decimal("123456789.123456789"), "unit": "kg"},
+    }
+    now = datetime(2026, 11, 21, 12, 0, 0, 123000, tzinfo=UTC)
+    ready = [prepare_new(body, now, store.dialect) for body in (patient, observation)]
+    with store.writing(bulk=True) as tx:
+        tx.insert_new(ready)
+    contents = {(r.resource_type, r.id): r.content for r in ready}
+    assert {key: content for key, (_, content) in _stored(store).items()} == contents
+    with store.engine.connect() as conn:
+        versions = conn.execute(select(resource_version.c.id, resource_version.c.content))
+        by_id = {id: content for (_, id), content in contents.items()}
+        assert {row.id: row.content for row in versions} == by_id
+    expected: dict[str, set[tuple[Any, ...]]] = {}
+    for body in (patient, observation):
+        for row in index_rows(body):
+            values = [float(v) if isinstance(v, Decimal) else v for v in row]
+            values = [v[:WIDTH] if isinstance(v, str) else v for v in values]
+            table = TABLE_OF[type(row)].name
+            expected.setdefault(table, set()).add((body["resourceType"], body["id"], *values))
+    stored = {name: set(rows) for name, rows in _index_rows(store).items() if rows}
+    assert {name: stored[name] for name in expected} == expected
+    assert any(odd in row for row in stored["search_string"])  # not only in the expectation
 
 
 def _schema(store: SqlStore) -> set[str]:

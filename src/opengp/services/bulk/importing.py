@@ -28,6 +28,7 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -193,7 +194,11 @@ class _Loader:
     """Writes accepted lines as they are checked, in one transaction, for as long as every
     line so far is accepted; at the first problem, or a race with another writer, the
     transaction is rolled back (`abandon`). Into a database holding no resources, the search
-    indexes are built after the load (`sql.indexes_built_after`)."""
+    indexes are built after the load (`sql.indexes_built_after`).
+
+    Batches are written by a thread of their own, one at a time, while this one goes on
+    reading and recording what the workers checked: the database driver lets other threads
+    run while the database works (a batch's rows go in one statement per table)."""
 
     def __init__(self, store: SqlStore, mode: Mode, *, load: bool) -> None:
         self.dialect, self.clock = store.dialect, store.clock
@@ -202,7 +207,9 @@ class _Loader:
         self.empty: dict[str, bool] = {}  # see `_write`
         self._stack = ExitStack()
         self.tx: SqlWriteTransaction | None = None
+        self._writing: Future[None] | None = None  # the batch being written
         if load:
+            self._writer = self._stack.enter_context(ThreadPoolExecutor(1))
             self.tx = self._stack.enter_context(store.writing(bulk=True))
             self._stack.enter_context(sql.indexes_built_after(self.tx.conn))
 
@@ -213,22 +220,35 @@ class _Loader:
 
     def _flush(self) -> None:
         if self.tx is not None and self.pending:
-            try:
-                _write(self.tx, self.pending, self.done, self.empty)
-            except (WriteConflict, IntegrityError):
-                self.abandon()  # another writer wrote some of these ids meanwhile
+            self.settle()
+            if self.tx is not None:
+                batch = (self.tx, self.pending, self.done, self.empty)
+                self._writing = self._writer.submit(_write, *batch)
         self.pending = []
+
+    def settle(self) -> None:
+        """Wait until the batch being written is written (or the transaction abandoned, when
+        another writer wrote some of its ids meanwhile)."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            try:
+                writing.result()
+            except (WriteConflict, IntegrityError):
+                self.abandon()
 
     def abandon(self, error: BaseException | None = None) -> None:
         """Roll back everything written (if not done already)."""
         if self.tx is not None:
-            self.tx, self.pending = None, []
+            if self._writing is not None:
+                wait([self._writing])  # what it did is rolled back, whatever its outcome
+            self.tx, self.pending, self._writing = None, [], None
             error = error or _Abandoned()
             self._stack.__exit__(type(error), error, error.__traceback__)
 
     def commit(self, audit: Audit | None) -> ImportResult | None:
         """Write the rest and commit: what was done; None if rolled back instead."""
         self._flush()
+        self.settle()
         if self.tx is None:
             return None
         if audit is not None:
@@ -288,6 +308,7 @@ def _pass(
 
 
 def _resolve_references(store: SqlStore, ledger: Ledger, loader: _Loader) -> None:
+    loader.settle()  # the transaction is this thread's again
     with nullcontext(loader.tx) if loader.tx is not None else store.reading() as tx:
         ledger.find_missing(lambda resource_type, ids: sql.live_ids(tx.conn, resource_type, ids))
     ledger.reject_broken_references()

@@ -13,7 +13,9 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache, lru_cache
-from typing import Any, cast
+from typing import Any
+
+import orjson
 
 # The C encoder psycopg's own Copy.write_row uses (psycopg is pinned: see pyproject.toml).
 from psycopg import abc
@@ -57,6 +59,10 @@ from opengp.store.sql.tables import (
     resource_version,
 )
 
+# SQLite inserts a table's rows in one statement from this many bytes of them: it then works
+# without Python's lock, but a statement costs ~30 µs more than `executemany` of a few rows
+# (measured: a single write's index rows ~20% slower that way).
+JSON_EACH_FROM = 16 * 1024
 # Index columns hold this many characters; longer values are indexed (and queried, see
 # `fit`) by their first WIDTH characters. Real codes, names and identifiers are far shorter.
 WIDTH = 255
@@ -226,7 +232,7 @@ _TABLE_NAME = {kind: table.name for kind, table in TABLE_OF.items()}
 
 Values = tuple[Any, ...]
 # A table's rows: tuples on SQLite, binary COPY rows on PostgreSQL (see `RowWriter`).
-Rows = list[Values] | bytearray
+Rows = bytearray
 
 
 @lru_cache(maxsize=65536)  # the same few instants recur: period ends, whole days
@@ -247,11 +253,14 @@ class RowWriter:
     that rows made in another process travel cheaply) across all the resources added, then
     each table's rows go in one statement (`write`).
 
-    On SQLite a table's rows are tuples, for one `executemany`. On PostgreSQL they are
-    encoded as they are gathered, in the binary COPY format (psycopg's own encoder, in C):
-    bytes that `write` sends as they are. Rows made in another process then travel as bytes,
-    not as tuples of strings and datetimes, which cost several times more to pickle and
-    unpickle than to encode (docs/benchmarks.md, "Rows encoded where they are made")."""
+    Rows are encoded as they are gathered, into bytes that `write` sends as they are: on
+    SQLite a JSON array (orjson), which one INSERT ... SELECT FROM json_each takes apart
+    inside SQLite; on PostgreSQL the binary COPY format (psycopg's own encoder, in C). Rows
+    made in another process travel as bytes, not as tuples of strings and datetimes, which
+    cost several times more to pickle and unpickle than to encode; and the writing thread
+    holds Python's lock for one statement per table, not for every row, so that other
+    threads run while the database works (docs/benchmarks.md, "Rows encoded where they are
+    made")."""
 
     def __init__(self, dialect: str) -> None:
         self.sqlite = dialect == "sqlite"
@@ -271,14 +280,18 @@ class RowWriter:
     def append(self, name: str, values: Sequence[Any]) -> None:
         """One row of table `name`: its values in column order (`_columns`)."""
         found = self.rows.get(name)
+        if found is None:
+            found = self.rows[name] = bytearray()
         if self.sqlite:
-            if found is None:
-                found = self.rows[name] = []
-            cast(list[Values], found).append(tuple(values))
+            blobs = _BLOBS.get(name)
+            if blobs:
+                values = [
+                    v.decode() if i in blobs and v is not None else v for i, v in enumerate(values)
+                ]
+            found += orjson.dumps(values)
+            found += b","
         else:
-            if found is None:
-                found = self.rows[name] = bytearray()
-            _encode(values, _transformer(name), cast(bytearray, found))
+            _encode(values, _transformer(name), found)
 
     def add(self, resource_type: str, resource_id: str, rows: Iterable[IndexRow]) -> None:
         # Hot path (tens of rows a resource): exact type checks, a row's values as they are.
@@ -303,16 +316,17 @@ class RowWriter:
         for name, more in rows.items():
             found = self.rows.get(name)
             if found is None:
-                self.rows[name] = more.copy()
+                self.rows[name] = bytearray(more)
             else:
-                found += more  # type: ignore[operator]  # the same kind: list or bytearray
+                found += more
 
     def write(self, conn: Connection) -> None:
         """Every table's rows, in the connection's transaction, through the driver itself:
-        one `executemany` per table on SQLite, one binary COPY per table on PostgreSQL
-        (measured: even for a single resource's twenty-odd rows, COPY costs a third less than
-        psycopg's executemany, whose pipeline handles each row in Python; and the binary
-        format half the text format, which spells out the content bytes in hex)."""
+        one statement per table (`_insert`) on SQLite, one binary COPY per table on
+        PostgreSQL (measured: even for a single resource's twenty-odd rows, COPY costs a
+        third less than psycopg's executemany, whose pipeline handles each row in Python;
+        and the binary format half the text format, which spells out the content bytes in
+        hex)."""
         rows = [(name, found) for name, found in self.rows.items() if found]
         self.rows = {}
         driver = conn.connection.driver_connection
@@ -321,13 +335,17 @@ class RowWriter:
             if self.sqlite:
                 cursor = driver.cursor()
                 for name, found in rows:
-                    cursor.executemany(_INSERTS[name], found)
+                    data = "[" + found[:-1].decode() + "]"
+                    if len(found) < JSON_EACH_FROM:
+                        cursor.executemany(_INSERTS[name], orjson.loads(data))
+                    else:
+                        cursor.execute(_INSERTS_JSON[name], (data,))
                 cursor.close()
                 return
             with driver.cursor() as cursor:
                 for name, found in rows:
                     with cursor.copy(_COPIES[name]) as copy:
-                        copy.write(_COPY_HEADER + cast(bytearray, found) + _COPY_TRAILER)
+                        copy.write(_COPY_HEADER + found + _COPY_TRAILER)
         except conn.dialect.loaded_dbapi.IntegrityError as exc:
             # As SQLAlchemy reports it, which callers handle (e.g. a concurrent create).
             raise IntegrityError("insert of new rows", None, exc) from exc
@@ -338,9 +356,20 @@ def _columns(table: Table) -> list[ColumnType[Any]]:
     return [c for c in table.columns if c.name != "seq"]
 
 
-def _insert(table: Table) -> str:
-    names = [c.name for c in _columns(table)]
-    return f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})"
+def _insert(table: Table, *, json_each: bool) -> str:
+    """SQLite's insert of `table`'s rows, each an array of its values (a BLOB column's, sent
+    as text, is cast back to its bytes): one row a time (`executemany`), or a JSON array of
+    them all in one statement (`->>` gives each value as SQL text, integer, real or NULL)."""
+    columns = _columns(table)
+    values = [f"value->>{i}" if json_each else "?" for i in range(len(columns))]
+    values = [
+        f"CAST({v} AS BLOB)" if isinstance(c.type, LargeBinary) else v
+        for v, c in zip(values, columns, strict=True)
+    ]
+    names = ", ".join(c.name for c in columns)
+    if json_each:
+        return f"INSERT INTO {table.name} ({names}) SELECT {', '.join(values)} FROM json_each(?)"
+    return f"INSERT INTO {table.name} ({names}) VALUES ({', '.join(values)})"
 
 
 def _copy(table: Table) -> str:
@@ -370,5 +399,10 @@ _PG_TYPES = {
 }  # the rest are strings
 _WRITTEN = (*TABLE_OF.values(), search_text, identifier_index, resource, resource_version)
 _TABLES = {t.name: t for t in _WRITTEN}
-_INSERTS = {t.name: _insert(t) for t in _WRITTEN}
+_INSERTS = {t.name: _insert(t, json_each=False) for t in _WRITTEN}
+_INSERTS_JSON = {t.name: _insert(t, json_each=True) for t in _WRITTEN}
+_BLOBS = {
+    t.name: {i for i, c in enumerate(_columns(t)) if isinstance(c.type, LargeBinary)}
+    for t in _WRITTEN
+}
 _COPIES = {t.name: _copy(t) for t in _WRITTEN}
