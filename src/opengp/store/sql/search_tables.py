@@ -230,9 +230,6 @@ TABLE_OF: dict[type[Any], Table] = {
 # A row (a named tuple) holds its table's columns after resource_type and resource_id.
 _TABLE_NAME = {kind: table.name for kind, table in TABLE_OF.items()}
 
-Values = tuple[Any, ...]
-# A table's rows: tuples on SQLite, binary COPY rows on PostgreSQL (see `RowWriter`).
-Rows = bytearray
 
 
 @lru_cache(maxsize=65536)  # the same few instants recur: period ends, whole days
@@ -264,7 +261,7 @@ class RowWriter:
 
     def __init__(self, dialect: str) -> None:
         self.sqlite = dialect == "sqlite"
-        self.rows: dict[str, Rows] = {}
+        self.rows: dict[str, bytearray] = {}  # encoded rows, by table
 
     def add_resource(self, body: dict[str, Any]) -> None:
         """All the index rows of one resource (as stored: with resourceType and id)."""
@@ -311,8 +308,12 @@ class RowWriter:
                 values.append(value)
             append(_TABLE_NAME[type(row)], values)
 
-    def extend(self, rows: dict[str, Rows]) -> None:
-        """Rows another writer of the same dialect gathered (e.g. in another process)."""
+    def encoded(self) -> dict[str, bytes]:
+        """The rows gathered, to send to another process (bytes: pickled as they are)."""
+        return {name: bytes(found) for name, found in self.rows.items()}
+
+    def extend(self, rows: dict[str, bytes]) -> None:
+        """Rows another writer of the same dialect gathered (`encoded`, in another process)."""
         for name, more in rows.items():
             found = self.rows.get(name)
             if found is None:

@@ -37,7 +37,6 @@ from opengp.store.sql import audit, dialects
 from opengp.store.sql.search import Compiler, Searcher
 from opengp.store.sql.search_tables import (
     SEARCH_TABLES,
-    Rows,
     RowWriter,
     sqlite_time,
 )
@@ -110,7 +109,7 @@ class NewResource(NamedTuple):
     id: str
     last_updated: datetime
     content: bytes
-    rows: dict[str, Rows]
+    rows: dict[str, bytes]
 
 
 def prepare_new(body: dict[str, Any], now: datetime, dialect: str) -> NewResource:
@@ -119,7 +118,7 @@ def prepare_new(body: dict[str, Any], now: datetime, dialect: str) -> NewResourc
     normalised, content = _normalise(resource_type, id, body, 1, now)
     writer = RowWriter(dialect)
     writer.add_resource(normalised)
-    return NewResource(resource_type, id, now, content, writer.rows)
+    return NewResource(resource_type, id, now, content, writer.encoded())
 
 
 class SqlReadTransaction:
