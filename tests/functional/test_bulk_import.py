@@ -6,9 +6,14 @@ or the valid rest; never a half-written resource; a re-run after fixing the inpu
 
 from __future__ import annotations
 
+import sqlite3
+import subprocess
+import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -25,7 +30,9 @@ from opengp.search.extract import index_rows
 from opengp.search.query import parse_query
 from opengp.services.bulk import importing
 from opengp.services.bulk.importing import Source, run_import
+from opengp.store.migrate import upgrade
 from opengp.store.sql import SqlStore, search_tables
+from opengp.store.sql.dialects import make_engine
 from opengp.store.sql.reindex import reindex
 from opengp.store.sql.search_tables import SEARCH_TABLES, TABLE_OF, WIDTH
 from opengp.store.sql.store import SqlWriteTransaction, prepare_new
@@ -438,6 +445,116 @@ def test_rows_reach_the_database_exactly_as_made(
     stored = {name: set(rows) for name, rows in _index_rows(store).items() if rows}
     assert {name: stored[name] for name in expected} == expected
     assert any(odd in row for row in stored["search_string"])  # not only in the expectation
+
+
+def _journal(path: Path) -> str:
+    with closing(sqlite3.connect(path)) as conn:
+        mode: str = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        return mode
+
+
+def test_a_load_into_a_new_sqlite_database_runs_without_the_wal_and_puts_it_back(
+    practice: list[bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Into an empty SQLite database that nothing else has open, a load runs with a
+    rollback journal (each page written once); other connections may still open it and
+    read; afterwards, committed or rolled back, the database is in WAL mode again. With
+    another connection open, the load keeps the WAL."""
+
+    def new_database(name: str) -> tuple[Path, SqlStore]:
+        database = tmp_path / name
+        engine = make_engine(f"sqlite:///{database}")
+        upgrade(engine)
+        engine.dispose()
+        return database, SqlStore.from_url(f"sqlite:///{database}")
+
+    database, store = new_database("new.db")
+    path = tmp_path / "all.ndjson"
+    path.write_bytes(b"\n".join(practice) + b"\n")
+    modes: list[str] = []
+    insert_new = SqlWriteTransaction.insert_new
+
+    def watched(tx: SqlWriteTransaction, ready: Any, fail: bool = False) -> None:
+        modes.append(str(tx.conn.exec_driver_sql("PRAGMA journal_mode").scalar()))
+        other = SqlStore.from_url(f"sqlite:///{database}")  # opens while the load runs
+        with other.reading() as reading:
+            assert reading.read_many("Patient", ["nobody"]) == []
+        other.dispose()
+        if fail:
+            raise RuntimeError("the disk is full")
+        insert_new(tx, ready)
+
+    def failing(tx: SqlWriteTransaction, ready: Any) -> None:
+        watched(tx, ready, fail=True)
+
+    def load() -> None:
+        run_import(store, [Source("all.ndjson", path)], "all-or-nothing", tmp_path / "w")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(SqlWriteTransaction, "insert_new", failing)
+        with pytest.raises(RuntimeError):
+            load()
+    assert modes == ["delete"] and _journal(database) == "wal" and _stored(store) == {}
+    modes.clear()
+    with closing(sqlite3.connect(database)) as other:  # another connection has it open
+        other.execute("SELECT count(*) FROM resource").fetchone()
+        monkeypatch.setattr(SqlWriteTransaction, "insert_new", watched)
+        load()
+    assert set(modes) == {"wal"} and _journal(database) == "wal"
+    assert set(_stored(store)) == _keys(practice)
+    store.dispose()
+    database, store = new_database("newer.db")
+    modes.clear()
+    # Opens and reads during the load, and is still open at its end.
+    lingering = sqlite3.connect(database, check_same_thread=False, isolation_level=None)
+
+    def read_meanwhile(tx: SqlWriteTransaction, ready: Any) -> None:
+        assert lingering.execute("SELECT count(*) FROM resource").fetchone() == (0,)
+        watched(tx, ready)
+
+    monkeypatch.setattr(SqlWriteTransaction, "insert_new", read_meanwhile)
+    load()
+    assert set(modes) == {"delete"} and set(_stored(store)) == _keys(practice)
+    assert _journal(database) == "wal"
+    lingering.close()
+
+
+def test_a_load_into_a_new_sqlite_database_killed_part_way_leaves_it_empty(
+    tmp_path: Path,
+) -> None:
+    """kill -9 of `opengp import` while it loads without the WAL: the database opens again
+    empty and in WAL mode (its rollback journal undone), and the import run again completes."""
+    directory = tmp_path / "practice"
+    directory.mkdir()
+    write_ndjson(PRACTICE, directory)
+    database = tmp_path / "new.db"
+    url = f"sqlite:///{database}"
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    command = [sys.executable, "-m", "opengp", "import", str(directory), "--database", url]
+    journal = tmp_path / "new.db-journal"
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while not journal.exists() and process.poll() is None:
+            time.sleep(0.002)
+        assert process.poll() is None, "the import ended before it was seen loading"
+        process.kill()
+    finally:
+        process.wait()
+    store = SqlStore.from_url(url)
+    try:
+        assert _stored(store) == {}
+        with store.reading() as tx:
+            assert tx.conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+        assert _journal(database) == "wal"
+        assert main(["import", str(directory), "--database", url]) in (0, None)
+        lines = [
+            line for path in directory.glob("*.ndjson") for line in path.read_bytes().splitlines()
+        ]
+        assert set(_stored(store)) == _keys(lines)
+    finally:
+        store.dispose()
 
 
 def _schema(store: SqlStore) -> set[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import zlib
 from pathlib import Path
 from typing import Any
@@ -58,7 +60,10 @@ def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
         # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own is deferred only).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        # "database is locked": a load into an empty database is running without the WAL
+        # (`SqlStore.writing(bulk=True)`), and puts it back when it ends.
+        with contextlib.suppress(sqlite3.OperationalError):
+            cursor.execute("PRAGMA journal_mode=WAL")
         # FULL: a commit reaches the disk before it is acknowledged (a clinical record must
         # survive a crash of the process or of the machine).
         cursor.execute("PRAGMA synchronous=FULL")

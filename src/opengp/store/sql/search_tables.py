@@ -231,7 +231,6 @@ TABLE_OF: dict[type[Any], Table] = {
 _TABLE_NAME = {kind: table.name for kind, table in TABLE_OF.items()}
 
 
-
 @lru_cache(maxsize=65536)  # the same few instants recur: period ends, whole days
 def sqlite_time(value: datetime) -> str:
     """How SQLAlchemy's SQLite DATETIME stores UtcDateTime (naive UTC), so that the bound
